@@ -76,6 +76,9 @@ class TrialStore:
         self._conn = self._connect()
         try:
             self._prepare()
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise StoreError(f"cannot open trial store {self.path}: {exc}") from exc
         except BaseException:
             self._conn.close()
             raise
@@ -93,19 +96,18 @@ class TrialStore:
     def _prepare(self) -> None:
         try:
             tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master")}
+        except sqlite3.OperationalError:
+            raise  # locked, unreadable: not a verdict on the file's content
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path} is not a cherrypick trial store ({exc})") from exc
         if tables and "schema_version" not in tables:
             raise StoreError(f"{self.path} is an SQLite database but not a cherrypick trial store")
         if tables:
             self._check_version()
-        try:
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            # FULL: a committed trial survives a power cut too, not only a killed process.
-            self._conn.execute("PRAGMA synchronous = FULL")
-            self._conn.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot write trial store {self.path}: {exc}") from exc
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        # FULL: a committed trial survives a power cut too, not only a killed process.
+        self._conn.execute("PRAGMA synchronous = FULL")
+        self._conn.execute("PRAGMA foreign_keys = ON")
         if not tables:
             with self._write() as conn:
                 for statement in filter(str.strip, SCHEMA.split(";")):
