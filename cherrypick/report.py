@@ -148,6 +148,8 @@ def summary(report: Report) -> str:
             f" ${rec.cost_usd or 0.0:,.2f}, runtime {duration(rec.runtime_s or 0.0)}"
             f" (trial {rec.trial_id})"
         )
+        if not (rec.result or {}).get("layers"):
+            lines.append("breakdown: the recommendation's result has no per-layer timings")
     return "\n".join(lines)
 
 

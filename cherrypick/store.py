@@ -10,6 +10,18 @@ strategy's ``tell()`` and never unpickles a model.
 The ``instances`` table follows every machine a trial launched, so after a crash
 :meth:`TrialStore.live_instances` says what may still be running (and billing).
 
+Resuming a killed search, in outline::
+
+    with TrialStore(path, create=False) as store:
+        store.resume(spec)                       # StoreError if the spec changed
+        seed = store.seed()
+        for row in store.finished_trials():      # replay observations into strategy.tell()
+            ...
+        for row in store.unfinished_trials():    # re-run under the same trial_id
+            ...
+        for machine in store.live_instances():   # terminate what the crash left running
+            ...
+
 Safe to share between the search's threads: one connection guarded by a lock. Readers in other
 processes (``cherrypick report`` on a running search) work thanks to WAL mode.
 """

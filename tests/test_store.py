@@ -205,10 +205,12 @@ def test_worker_threads_share_one_store(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     with TrialStore(path) as store:
         store.begin(SPEC, seed=0)
-        threads = [
-            threading.Thread(target=lambda n=n: [write_trial(store, 10 * n + i) for i in range(5)])
-            for n in range(4)
-        ]
+
+        def worker(n: int) -> None:
+            for i in range(5):
+                write_trial(store, 10 * n + i)
+
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
         for t in threads:
             t.start()
         for t in threads:
