@@ -75,7 +75,9 @@ def _check_header(header: list[str], source: str, line: int) -> None:
         if column not in header:
             raise ValidationError(source, "missing column", line=line, field=column)
     for column in header:
-        if column not in COLUMNS or header.count(column) > 1:
+        if header.count(column) > 1:
+            raise ValidationError(source, "duplicate column", line=line, field=column)
+        if column not in COLUMNS:
             message = f"unexpected column; the columns are: {', '.join(COLUMNS)}"
             raise ValidationError(source, message, line=line, field=column)
 

@@ -150,6 +150,7 @@ SOURCE_NOTES = {
         "gpu: from AcceleratorName, not GpuInfo (p3dn: GpuInfo says 'V100' for its 32 GiB "
         "V100-32GB; p4de twins say 'A100' and 'A100-80GB')",
         "g5g: T4G GPUs on arm64 (Graviton2) hosts; a job needs arm64 builds",
+        "gpu_memory_gib: AWS's GpuInfo gives usable memory (A10G and L4 22.35, L40S 44.7)",
     ),
     "gcp": (
         "price_per_hour = host row + accelerator row of the same zone and GPU count (GCP bills "
@@ -167,6 +168,7 @@ SOURCE_NOTES = {
         "kept as listed although Azure retired them: NC-series (K80) and NC_Promo on 2023-09-06, "
         "NCv3 NC6s/NC12s/NC24s_v3 on 2025-09-30 (Azure retirement notices)",
         "*_Promo (K80) rows list no spot price",
+        "gpu_memory_gib: the catalog gives none for Azure: the configs/gpus.yaml figure",
     ),
 }
 

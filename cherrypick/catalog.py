@@ -78,9 +78,8 @@ def load_catalog(
     """
     wanted = _resolve("provider", providers, PROVIDERS)
     specs = load_gpus() if gpus is None else gpus
-    sources: Iterable[Path | Traversable] = (
-        paths if paths is not None else (_bundled_catalog(p) for p in wanted or PROVIDERS)
-    )
+    bundled = [_bundled_catalog(p) for p in PROVIDERS if wanted is None or p in wanted]
+    sources: Sequence[Path | Traversable] = bundled if paths is None else paths
     seen: Seen = {}
     offerings = [o for s in sources for o in read_catalog(_read(s), str(s), specs, seen)]
     return [o for o in offerings if wanted is None or o.provider in wanted]

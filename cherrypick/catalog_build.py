@@ -43,7 +43,7 @@ _COMMON_NOTES = (
     "a spot price at or above the on-demand price is a placeholder: left empty",
     "types with no on-demand price in any zone are left out (listed below)",
     "gpu: a key of configs/gpus.yaml; gpu_memory_gib: the catalog's GpuInfo MiB / 1024 where it "
-    "has one (AWS reports usable memory: A10G and L4 22.35, L40S 44.7), else the gpus.yaml figure",
+    "has one, else the gpus.yaml figure",
 )
 
 
@@ -62,12 +62,19 @@ def build_catalogs(
     out.mkdir(parents=True, exist_ok=True)
     counts = {}
     for provider, source in sources.items():
-        notes = Notes()
-        rows = _collapse(_READERS[provider](source.path, notes), notes, provider, specs)
         target = out / f"{provider}.csv"
-        target.write_text(_render(provider, source, retrieved, notes, rows), encoding="utf-8")
+        target.write_text(_catalog_text(provider, source, retrieved, specs), encoding="utf-8")
         counts[provider] = len(load_catalog(paths=[target], gpus=specs))
     return counts
+
+
+def _catalog_text(
+    provider: str, source: _Source, retrieved: str, specs: Mapping[str, GpuSpec]
+) -> str:
+    notes = Notes()
+    offers = _READERS[provider](source.path, notes)
+    rows = [_cells(provider, row, specs) for row in _collapse(offers, notes, source.path.name)]
+    return _render(provider, source, retrieved, notes, rows)
 
 
 def _sources(facts: Path) -> dict[str, _Source]:
@@ -101,53 +108,62 @@ class _Row:
     spot: float | None
 
 
-def _collapse(
-    offers: list[ZoneOffer], notes: Notes, provider: str, specs: Mapping[str, GpuSpec]
-) -> list[dict[str, str]]:
+def _collapse(offers: list[ZoneOffer], notes: Notes, source: str) -> list[_Row]:
+    """One row per (region, instance type), sorted; types without an on-demand price dropped."""
     groups: dict[tuple[str, str], list[ZoneOffer]] = {}
     for offer in offers:
         groups.setdefault((offer.region, offer.instance_type), []).append(offer)
-    rows = [row for group in groups.values() if (row := _region_row(group, notes)) is not None]
-    rows.sort(key=lambda r: (r.offer.region, _natural(r.offer.instance_type)))
-    return [_cells(provider, row, specs) for row in rows]
+    rows = [r for group in groups.values() if (r := _region_row(group, notes, source)) is not None]
+    return sorted(rows, key=lambda r: (r.offer.region, _natural(r.offer.instance_type)))
 
 
-def _region_row(group: list[ZoneOffer], notes: Notes) -> _Row | None:
+def _region_row(group: list[ZoneOffer], notes: Notes, source: str) -> _Row | None:
     first = group[0]
+    label = f"{first.instance_type} {first.region}"
+    if len({_shape(o) for o in group}) > 1:
+        raise ValidationError(source, f"{label}: zones disagree on the machine's shape")
+    prices = _zone_prices(group, notes, label)
+    if not prices:
+        notes.count(f"left out: {label}: no on-demand price", len(group))
+        return None
+    price = _regional_price(prices, notes, label, len(group))
+    return _Row(first, price, _regional_spot(group, price, notes, label))
+
+
+def _shape(offer: ZoneOffer) -> tuple[object, ...]:
+    return offer.vcpus, offer.memory_gib, offer.gpu, offer.gpus_per_node, offer.gpu_memory_gib
+
+
+def _zone_prices(group: list[ZoneOffer], notes: Notes, label: str) -> list[float]:
+    """Each zone's on-demand price; a zone listed twice counts once, at its twins' lowest."""
     by_zone: dict[str, list[ZoneOffer]] = {}
     for offer in group:
         by_zone.setdefault(offer.zone, []).append(offer)
+    prices = []
     for twins in by_zone.values():
         if len(twins) > 1:
-            notes.count(
-                f"{first.instance_type} {first.region}: a (type, zone) listed twice", len(twins) - 1
-            )
-    prices = [p for twins in by_zone.values() if (p := _zone_price(twins)) is not None]
-    spots = [s for o in group if (s := o.spot) is not None]
-    if not prices:
-        notes.count(
-            f"left out: {first.instance_type} {first.region}: no on-demand price", len(group)
-        )
-        return None
+            notes.count(f"{label}: a (type, zone) listed twice", len(twins) - 1)
+        listed = [o.price for o in twins if o.price is not None]
+        if listed:
+            prices.append(min(listed))
+    return prices
+
+
+def _regional_price(prices: list[float], notes: Notes, label: str, rows: int) -> float:
+    """The price most zones list, the lowest on a tie."""
     price = max(Counter(prices).items(), key=lambda item: (item[1], -item[0]))[0]
     if len(set(prices)) > 1:
         listed = ", ".join(_fmt(p) for p in sorted(set(prices)))
-        notes.count(
-            f"{first.instance_type} {first.region}: zones list {listed}; kept {_fmt(price)}",
-            len(group),
-        )
-    spot = min(spots) if spots else None
-    if spot is not None and spot >= price:
-        notes.count(
-            f"{first.instance_type} {first.region}: spot {_fmt(spot)} >= on-demand: left empty"
-        )
-        spot = None
-    return _Row(first, price, spot)
+        notes.count(f"{label}: zones list {listed}; kept {_fmt(price)}", rows)
+    return price
 
 
-def _zone_price(twins: list[ZoneOffer]) -> float | None:
-    prices = [o.price for o in twins if o.price is not None]
-    return min(prices) if prices else None
+def _regional_spot(group: list[ZoneOffer], price: float, notes: Notes, label: str) -> float | None:
+    spots = [o.spot for o in group if o.spot is not None]
+    if spots and min(spots) >= price:
+        notes.count(f"{label}: spot {_fmt(min(spots))} >= on-demand: left empty")
+        return None
+    return min(spots) if spots else None
 
 
 def _cells(provider: str, row: _Row, specs: Mapping[str, GpuSpec]) -> dict[str, str]:

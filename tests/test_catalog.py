@@ -219,6 +219,16 @@ def test_missing_column_is_named_on_the_header_line(tmp_path: Path) -> None:
     assert (caught.value.line, caught.value.field) == (3, "network_gbps")
 
 
+def test_repeated_or_unknown_column_is_named(tmp_path: Path) -> None:
+    header = ",".join(COLUMNS)
+    with pytest.raises(ValidationError, match="duplicate column") as caught:
+        load_catalog(paths=[_catalog(tmp_path, GOOD_ROW + ",1", header=header + ",gpu")])
+    assert (caught.value.line, caught.value.field) == (3, "gpu")
+    with pytest.raises(ValidationError, match="unexpected column") as caught:
+        load_catalog(paths=[_catalog(tmp_path, GOOD_ROW + ",x", header=header + ",colour")])
+    assert (caught.value.line, caught.value.field) == (3, "colour")
+
+
 def test_duplicates_are_caught_within_and_across_files(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="duplicate of line 4") as caught:
         load_catalog(paths=[_catalog(tmp_path, GOOD_ROW, "", "# a comment", GOOD_ROW)])

@@ -138,6 +138,12 @@ def test_unknown_accelerator_stops_the_refresh_naming_its_row(tmp_path: Path) ->
     )
 
 
+def test_zones_disagreeing_on_the_machine_stop_the_refresh(tmp_path: Path) -> None:
+    row = f"p4d.24xlarge,A100,8.0,48.0,1152.0,{A100_INFO},32.7726,,us-east-1,use1-az9"
+    with pytest.raises(ValidationError, match="p4d.24xlarge us-east-1: zones disagree"):
+        build_catalogs(_facts(tmp_path / "facts", aws=[*AWS_ROWS, row]), tmp_path / "out")
+
+
 def test_command_reports_a_bad_facts_folder_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
