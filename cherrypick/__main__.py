@@ -1,0 +1,3 @@
+from cherrypick.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,114 @@
+"""The one exception tree of cherrypick.
+
+::
+
+    CherrypickError                      root: catch this to catch everything we raise
+    ├── InputError                       the user's input is wrong (exit code 2)
+    │   ├── ValidationError              a file's content is wrong: file, line, field
+    │   └── UnknownNameError             a registry has no such name: lists the known ones
+    ├── ProvisioningError                a provider could not give us a machine
+    │   └── CapacityError                ... because the cloud had none (retryable)
+    ├── WorkloadError                    the workload failed on the machine
+    ├── StoreError                       the trial store cannot be read or written
+    └── SearchInterrupted                the user stopped a search (state is saved)
+
+The CLI maps them to one-line messages and exit codes in one place (``cherrypick.cli``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "CapacityError",
+    "CherrypickError",
+    "InputError",
+    "ProvisioningError",
+    "SearchInterrupted",
+    "StoreError",
+    "UnknownNameError",
+    "ValidationError",
+    "WorkloadError",
+]
+
+
+class CherrypickError(Exception):
+    """Root of every error cherrypick raises on purpose."""
+
+    exit_code = 1
+
+
+class InputError(CherrypickError):
+    """Something the user gave us is wrong; they can fix it."""
+
+    exit_code = 2
+
+
+class ValidationError(InputError):
+    """A file (table, catalog, search file) has a bad value.
+
+    ``line`` is the 1-based line in the file (the header is line 1) when known.
+    """
+
+    def __init__(
+        self, source: str, message: str, *, line: int | None = None, field: str | None = None
+    ) -> None:
+        self.source = source
+        self.line = line
+        self.field = field
+        self.message = message
+        where = source
+        if line is not None:
+            where += f", line {line}"
+        if field is not None:
+            where += f", field '{field}'"
+        super().__init__(f"{where}: {message}")
+
+
+class UnknownNameError(InputError):
+    """A name was looked up in a registry that does not have it."""
+
+    def __init__(self, kind: str, name: str, known: Iterable[str]) -> None:
+        self.kind = kind
+        self.name = name
+        self.known = sorted(known)
+        super().__init__(f"unknown {kind} '{name}'; known: {', '.join(self.known) or '(none)'}")
+
+
+class ProvisioningError(CherrypickError):
+    """A provider failed to launch, reach or terminate machines."""
+
+    def __init__(
+        self, provider: str, message: str, *, region: str | None = None, retryable: bool = False
+    ) -> None:
+        self.provider = provider
+        self.region = region
+        self.retryable = retryable
+        where = provider if region is None else f"{provider}/{region}"
+        super().__init__(f"{where}: {message}")
+
+
+class CapacityError(ProvisioningError):
+    """The cloud has no capacity for the requested machines right now."""
+
+    def __init__(self, provider: str, message: str, *, region: str | None = None) -> None:
+        super().__init__(provider, message, region=region, retryable=True)
+
+
+class WorkloadError(CherrypickError):
+    """The workload exited badly on a machine."""
+
+    def __init__(self, message: str, *, returncode: int | None = None, stderr_tail: str = "") -> None:
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+        super().__init__(message if returncode is None else f"{message} (exit code {returncode})")
+
+
+class StoreError(CherrypickError):
+    """The trial store is unreadable, of another search, or cannot be written."""
+
+
+class SearchInterrupted(CherrypickError):
+    """The user interrupted a search; instances were terminated and trials saved."""
+
+    exit_code = 130

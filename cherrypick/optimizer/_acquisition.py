@@ -1,0 +1,33 @@
+"""Closed forms for the acquisition function on a log-normal belief.
+
+The model predicts log(objective) ~ N(mu, sigma^2), so the objective itself is log-normal.
+Expected improvement below the incumbent ``best`` is then, with z = (log best - mu) / sigma:
+
+    EI = best * Phi(z) - exp(mu + sigma^2 / 2) * Phi(z - sigma)
+
+and the probability that a log-normal quantity stays under a limit L is Phi((log L - mu) / sigma).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.special import ndtr
+
+__all__ = ["expected_improvement", "probability_below"]
+
+FloatArray = NDArray[np.float64]
+_TINY = 1e-12
+
+
+def expected_improvement(mu: FloatArray, sigma: FloatArray, best: float) -> FloatArray:
+    """E[max(best - Y, 0)] for log Y ~ N(mu, sigma^2), in the units of Y."""
+    sigma = np.maximum(sigma, _TINY)
+    z = (np.log(best) - mu) / sigma
+    ei = best * ndtr(z) - np.exp(mu + 0.5 * sigma**2) * ndtr(z - sigma)
+    return np.maximum(ei, 0.0)
+
+
+def probability_below(mu: FloatArray, sigma: FloatArray, limit: float) -> FloatArray:
+    """P[Y <= limit] for log Y ~ N(mu, sigma^2)."""
+    return np.asarray(ndtr((np.log(limit) - mu) / np.maximum(sigma, _TINY)), dtype=np.float64)

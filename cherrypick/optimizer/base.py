@@ -1,0 +1,168 @@
+"""The ask/tell interface every search strategy shares.
+
+A strategy sees a finite set of candidates as rows of a numeric feature matrix and a known price
+per hour for each row. It knows nothing of clouds, SSH or torch: the caller maps row indices to
+configurations and reports what each trial measured.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from cherrypick.errors import InputError
+
+__all__ = ["Objective", "Observation", "Problem", "Recommendation", "StopRule", "Strategy"]
+
+FloatArray = NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Objective:
+    """``cost`` (job dollars) under an optional runtime limit, or ``runtime`` under a cost limit."""
+
+    kind: str = "cost"
+    max_runtime_s: float | None = None
+    max_cost_usd: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("cost", "runtime"):
+            raise InputError(f"objective must be 'cost' or 'runtime', not '{self.kind}'")
+        for name in ("max_runtime_s", "max_cost_usd"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise InputError(f"objective {name} must be positive, got {value}")
+
+    def value(self, runtime_s: float, cost_usd: float) -> float:
+        return cost_usd if self.kind == "cost" else runtime_s
+
+    def feasible(self, runtime_s: float, cost_usd: float) -> bool:
+        if self.max_runtime_s is not None and runtime_s > self.max_runtime_s:
+            return False
+        return self.max_cost_usd is None or cost_usd <= self.max_cost_usd
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one trial of candidate ``index`` measured. A failed trial has ``ok=False``."""
+
+    index: int
+    runtime_s: float | None
+    ok: bool = True
+    cost_usd: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.ok and (self.runtime_s is None or not self.runtime_s > 0):
+            raise InputError(f"a completed trial needs a positive runtime, got {self.runtime_s}")
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    index: int
+    runtime_s: float
+    cost_usd: float
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """CherryPick's rule: stop once the best acquisition value (an expected saving in the
+    objective's units) is below ``ei_fraction`` of the best feasible value, after at least
+    ``min_trials`` trials."""
+
+    ei_fraction: float = 0.10
+    min_trials: int = 6
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The candidates as the optimiser sees them: features (rows) and known prices ($/h)."""
+
+    features: FloatArray
+    price_per_hour: FloatArray
+    objective: Objective = field(default_factory=Objective)
+    feature_names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        n = len(self.price_per_hour)
+        if self.features.ndim != 2 or self.features.shape[0] != n or n == 0:
+            raise InputError(
+                f"features must be a (candidates x features) matrix matching {n} prices, "
+                f"got shape {self.features.shape}"
+            )
+        if not np.all(np.isfinite(self.features)) or not np.all(self.price_per_hour > 0):
+            raise InputError("features must be finite and prices positive")
+
+    @property
+    def size(self) -> int:
+        return len(self.price_per_hour)
+
+    def cost(self, index: int, runtime_s: float) -> float:
+        return float(self.price_per_hour[index]) * runtime_s / 3600.0
+
+
+class Strategy(ABC):
+    """Ask for candidates, tell what they measured. Subclasses choose what to ask."""
+
+    name = ""
+
+    def __init__(self, problem: Problem, seed: int = 0, stop_rule: StopRule | None = None) -> None:
+        self.problem = problem
+        self.rng = np.random.default_rng(seed)
+        self.stop_rule = stop_rule or StopRule()
+        self.observations: dict[int, Observation] = {}
+        self.pending: set[int] = set()
+
+    @abstractmethod
+    def _propose(self, n: int) -> list[int]:
+        """Pick up to ``n`` distinct indices among ``self.untried()``."""
+
+    def ask(self, n: int = 1) -> list[int]:
+        if n < 1:
+            raise InputError(f"ask(n) needs n >= 1, got {n}")
+        chosen = self._propose(min(n, len(self.untried())))
+        self.pending.update(chosen)
+        return chosen
+
+    def tell(self, observation: Observation) -> None:
+        i = observation.index
+        if not 0 <= i < self.problem.size:
+            raise InputError(f"candidate index {i} is outside 0..{self.problem.size - 1}")
+        if observation.ok and observation.cost_usd is None:
+            assert observation.runtime_s is not None
+            cost = self.problem.cost(i, observation.runtime_s)
+            observation = Observation(i, observation.runtime_s, True, cost)
+        self.pending.discard(i)
+        self.observations[i] = observation
+
+    def untried(self) -> NDArray[np.int64]:
+        mask = np.ones(self.problem.size, dtype=bool)
+        mask[list(self.observations)] = False
+        mask[list(self.pending)] = False
+        return np.flatnonzero(mask)
+
+    def best(self) -> Recommendation | None:
+        """The best feasible completed trial so far, or None."""
+        objective = self.problem.objective
+        found: Recommendation | None = None
+        for obs in self.observations.values():
+            if not obs.ok or obs.runtime_s is None or obs.cost_usd is None:
+                continue
+            if not objective.feasible(obs.runtime_s, obs.cost_usd):
+                continue
+            rec = Recommendation(obs.index, obs.runtime_s, obs.cost_usd)
+            if found is None or _key(objective, rec) < _key(objective, found):
+                found = rec
+        return found
+
+    def should_stop(self) -> bool:
+        """True when the strategy has nothing left worth trying."""
+        return len(self.untried()) == 0 and not self.pending
+
+
+def _key(objective: Objective, rec: Recommendation) -> tuple[float, float]:
+    value = objective.value(rec.runtime_s, rec.cost_usd)
+    other = rec.runtime_s if objective.kind == "cost" else rec.cost_usd
+    return (value, other)

@@ -1,0 +1,200 @@
+"""Constrained Bayesian optimisation over a finite candidate set (CherryPick, NSDI'17, and ours).
+
+The model: a Gaussian process (``_model``) on the log of what a trial measures. ``target="cost"``
+is CherryPick's choice: log(job cost). ``target="runtime"`` models log(runtime) and multiplies by
+the price, which is known before any trial (cost = price per hour x runtime), so the model does
+not have to learn the price structure from a handful of points.
+
+The acquisition scores every untried candidate exactly:
+``EI(objective) x P[constraint holds]`` with both terms in closed form for the log-normal
+prediction (``_acquisition``). Until a feasible trial exists, it is ``P[constraint holds]``.
+
+Failed trials (crash, out of memory, timeout) are never proposed again and enter the model as a
+slow run: the log target of the slowest completed trial plus ``failure_penalty`` (log 2 by
+default), so their neighbours look worse and the constraint probability near them drops.
+
+``ask(n)`` with n > 1 uses the kriging believer (a constant liar at the predicted mean): each pick
+is added to the data at its predicted value before the next one is scored, with the
+hyperparameters held fixed, so a batch spreads out instead of repeating one region.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.stats import qmc
+
+from cherrypick.errors import InputError
+from cherrypick.optimizer._acquisition import expected_improvement, probability_below
+from cherrypick.optimizer._model import GaussianProcess, scale_features
+from cherrypick.optimizer.base import Problem, StopRule, Strategy
+
+__all__ = ["BOConfig", "BayesianStrategy"]
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class BOConfig:
+    targets: tuple[str, ...] = ("runtime", "cost")
+    weighting: str = "evidence"
+    linear_trend: bool = True
+    ard: bool = False
+    initial: str = "sobol"
+    n_initial: int = 3
+    failure_penalty: float = math.log(2.0)
+
+    def __post_init__(self) -> None:
+        if not self.targets or not set(self.targets) <= {"runtime", "cost"}:
+            raise InputError(f"BO targets must be 'runtime' and/or 'cost', not {self.targets}")
+        if self.weighting not in ("evidence", "equal", "max"):
+            raise InputError(f"weighting must be evidence, equal or max, not '{self.weighting}'")
+        if self.initial not in ("sobol", "random"):
+            raise InputError(f"initial design must be 'sobol' or 'random', not '{self.initial}'")
+        if self.n_initial < 1:
+            raise InputError(f"n_initial must be >= 1, got {self.n_initial}")
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Acquisition values of the untried candidates, best first, with the predicted log cost."""
+
+    indices: IntArray
+    values: FloatArray
+    log_cost: FloatArray
+
+
+class BayesianStrategy(Strategy):
+    name = "cherrypick"
+
+    def __init__(
+        self,
+        problem: Problem,
+        seed: int = 0,
+        stop_rule: StopRule | None = None,
+        config: BOConfig | None = None,
+    ) -> None:
+        super().__init__(problem, seed, stop_rule)
+        self.config = cfg = config or BOConfig()
+        self.log_rate = np.log(problem.price_per_hour / 3600.0)
+        self.x = scale_features(problem.features)
+        dims = self.x.shape[1]
+        self.models = {
+            t: GaussianProcess(dims, seed, linear=cfg.linear_trend, ard=cfg.ard) for t in cfg.targets
+        }
+        self._design = self._initial_design(seed)
+        self._cache: tuple[int, Scores] | None = None
+
+    def _initial_design(self, seed: int) -> list[int]:
+        k = min(self.config.n_initial, self.problem.size)
+        if self.config.initial == "random":
+            return [int(i) for i in self.rng.choice(self.problem.size, size=k, replace=False)]
+        # Sobol points keep their balance only in powers of two: draw 2^m, use the first k.
+        m = max(0, math.ceil(math.log2(k)))
+        points = qmc.Sobol(self.x.shape[1], scramble=True, seed=seed).random_base2(m)[:k]
+        chosen: list[int] = []
+        for p in points:
+            dist = np.linalg.norm(self.x - p, axis=1)
+            dist[chosen] = np.inf
+            chosen.append(int(np.argmin(dist)))
+        return chosen
+
+    def _propose(self, n: int) -> list[int]:
+        untried = set(self.untried().tolist())
+        chosen = [i for i in self._design if i in untried][:n]
+        if len(chosen) == n or not self._has_completed():
+            return chosen + self._random_fill(n - len(chosen), chosen)
+        fantasies: dict[int, float] = {}
+        while len(chosen) < n:
+            scores = self.scores(fantasies)
+            pick = int(scores.indices[0])
+            chosen.append(pick)
+            fantasies[pick] = float(scores.log_cost[0])
+        return chosen
+
+    def _random_fill(self, k: int, taken: list[int]) -> list[int]:
+        pool = np.setdiff1d(self.untried(), taken)
+        return [int(i) for i in self.rng.choice(pool, size=min(k, len(pool)), replace=False)]
+
+    def _has_completed(self) -> bool:
+        return any(o.ok for o in self.observations.values())
+
+    def _training_data(self, fantasies: dict[int, float]) -> tuple[IntArray, FloatArray]:
+        """Indices and their log cost: measured, failed (imputed as slow) and fantasised."""
+        ok = [o for o in self.observations.values() if o.ok]
+        idx = [o.index for o in ok]
+        log_cost = [math.log(float(o.cost_usd)) for o in ok]
+        runtime = np.array(log_cost) - self.log_rate[idx]
+        failed = [o.index for o in self.observations.values() if not o.ok]
+        slow = float(runtime.max()) + self.config.failure_penalty
+        idx += failed + list(fantasies)
+        log_cost += [slow + float(self.log_rate[i]) for i in failed] + list(fantasies.values())
+        return np.asarray(idx, dtype=np.int64), np.asarray(log_cost, dtype=np.float64)
+
+    def scores(self, fantasies: dict[int, float] | None = None) -> Scores:
+        """Fit the models to what is known and score every untried candidate."""
+        fantasies = fantasies or {}
+        version = len(self.observations) + len(self.pending)
+        if not fantasies and self._cache is not None and self._cache[0] == version:
+            return self._cache[1]
+        idx, log_cost = self._training_data(fantasies)
+        cand = np.setdiff1d(self.untried(), list(fantasies))
+        evidence, values, means = [], [], []
+        for target, model in self.models.items():
+            shift = self.log_rate[idx] if target == "runtime" else 0.0
+            model.fit(self.x[idx], log_cost - shift, optimise=not fantasies)
+            mu, sigma = model.predict(self.x[cand])
+            mu_cost = mu + (self.log_rate[cand] if target == "runtime" else 0.0)
+            values.append(self._acquisition(mu_cost, mu_cost - self.log_rate[cand], sigma))
+            means.append(mu_cost)
+            evidence.append(model.log_evidence())
+        weights = self._weights(np.array(evidence))
+        mean = weights @ np.array(means)
+        if self.config.weighting == "max":
+            value = np.max(values, axis=0)
+        else:
+            value = weights @ np.array(values)
+        tie_break = mean if self.problem.objective.kind == "cost" else mean - self.log_rate[cand]
+        order = np.lexsort((tie_break, -value))
+        scores = Scores(cand[order], value[order], mean[order])
+        if not fantasies:
+            self._cache = (version, scores)
+        return scores
+
+    def _weights(self, evidence: FloatArray) -> FloatArray:
+        """Posterior model weights: both targets see the same data up to a known shift, so
+        their marginal likelihoods compare directly (Bayesian model averaging)."""
+        if self.config.weighting != "evidence":
+            return np.full(len(evidence), 1.0 / len(evidence))
+        w = np.exp(evidence - evidence.max())
+        return np.asarray(w / w.sum(), dtype=np.float64)
+
+    def _acquisition(
+        self, log_cost: FloatArray, log_runtime: FloatArray, sigma: FloatArray
+    ) -> FloatArray:
+        objective = self.problem.objective
+        if objective.kind == "cost":
+            log_value, log_limited, limit = log_cost, log_runtime, objective.max_runtime_s
+        else:
+            log_value, log_limited, limit = log_runtime, log_cost, objective.max_cost_usd
+        p_ok = np.ones_like(sigma) if limit is None else probability_below(log_limited, sigma, limit)
+        best = self.best()
+        if best is None:
+            return p_ok
+        incumbent = objective.value(best.runtime_s, best.cost_usd)
+        return expected_improvement(log_value, sigma, incumbent) * p_ok
+
+    def should_stop(self) -> bool:
+        if super().should_stop():
+            return True
+        rule = self.stop_rule
+        best = self.best()
+        if len(self.observations) < rule.min_trials or best is None or self.pending:
+            return False
+        scores = self.scores()
+        incumbent = self.problem.objective.value(best.runtime_s, best.cost_usd)
+        return bool(scores.values[0] < rule.ei_fraction * incumbent)

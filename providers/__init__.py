@@ -1,0 +1,5 @@
+"""Providers: where trials run. One module per provider, one interface (``providers.base``)."""
+
+from providers.base import Candidate, Instance, Offering, Provider, TrialRun, provider_registry
+
+__all__ = ["Candidate", "Instance", "Offering", "Provider", "TrialRun", "provider_registry"]
