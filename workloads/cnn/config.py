@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from cherrypick.errors import InputError, UnknownNameError, ValidationError
-from workloads.cnn.arch import MODELS, Architecture, architecture
+from workloads.cnn.arch import MODELS, Architecture, LayerAnalysis, analyze, architecture
 
 __all__ = ["IMAGENET_TRAIN_IMAGES", "TrainConfig", "add_config_arguments", "config_from_args"]
 
@@ -33,8 +33,10 @@ class TrainConfig:
 
     ``iterations`` is the length of this run (a short trial); None trains the whole job. The job
     is ``epochs`` passes over ``dataset_size`` samples; a trial projects its runtime from that.
-    ``data`` is ``synthetic``, ``jpeg`` (generated, ``images_per_class`` per class) or a folder
-    of class sub-folders. A profiled iteration is every ``sample_every``-th after ``warmup``.
+    ``data`` is ``synthetic``, ``jpeg`` (generated, ``images_per_class`` per class) or the path
+    of a folder of class sub-folders (on the machine that trains). ``threads`` sets torch's CPU
+    threads (0: torch's default). A profiled iteration is every ``sample_every``-th after
+    ``warmup``.
     """
 
     model: str = "resnet18"
@@ -49,6 +51,7 @@ class TrainConfig:
     data: str = "synthetic"
     images_per_class: int = 8
     workers: int = 2
+    threads: int = 0
     lr: float = 0.01
     momentum: float = 0.9
     precision: str = "fp32"
@@ -65,7 +68,7 @@ class TrainConfig:
         _choice("device", self.device, _DEVICES)
         for name in ("batch_size", "classes", "image_size", "images_per_class", "sample_every"):
             _positive(name, getattr(self, name))
-        for name in ("warmup", "workers", "seed"):
+        for name in ("warmup", "workers", "threads", "seed"):
             if getattr(self, name) < 0:
                 raise _invalid(name, "must be >= 0")
         _positive_number("epochs", self.epochs)
@@ -77,8 +80,6 @@ class TrainConfig:
             _positive("dataset_size", self.dataset_size)
         if self.iterations is not None and self.iterations <= self.warmup:
             raise _invalid("iterations", f"must exceed warmup ({self.warmup})")
-        if self.data_kind == "folder" and not Path(self.data).is_dir():
-            raise _invalid("data", f"'{self.data}' is not 'synthetic', 'jpeg' or a folder")
         self.architecture()  # fails early if the image is too small for the model
 
     @property
@@ -89,6 +90,20 @@ class TrainConfig:
         return architecture(
             self.model, num_classes=self.classes, image_size=self.image_size, width=self.width
         )
+
+    def samples_per_epoch(self) -> int | None:
+        """Samples in one epoch of the job; None for a folder of unknown size."""
+        if self.dataset_size is not None:
+            return self.dataset_size
+        if self.data_kind == "synthetic":
+            return IMAGENET_TRAIN_IMAGES
+        if self.data_kind == "jpeg":
+            return self.classes * self.images_per_class
+        return None
+
+    def layer_costs(self) -> list[LayerAnalysis]:
+        """Analytic per-layer costs of one iteration of one process (the loss last)."""
+        return analyze(self.architecture(), self.batch_size, self.precision)
 
     def run_iterations(self, samples_per_epoch: int, world_size: int) -> int:
         """Iterations this run trains: the trial's, or the whole job's."""

@@ -115,11 +115,13 @@ def generate_jpeg_dataset(
 def build_dataset(config: TrainConfig, jpeg_root: Path | None = None) -> Dataset[Sample]:
     """The config's dataset; ``jpeg`` data needs the folder where the images were generated."""
     if config.data_kind == "synthetic":
-        size = config.dataset_size or IMAGENET_TRAIN_IMAGES
+        size = config.samples_per_epoch() or IMAGENET_TRAIN_IMAGES
         return SyntheticImages(size, config.classes, config.image_size, config.seed)
     root = jpeg_root if config.data_kind == "jpeg" else Path(config.data)
     if root is None:
         raise ValueError("jpeg data needs the folder the images were generated into")
+    if not root.is_dir():
+        raise InputError(f"data folder {root} does not exist")
     return ImageFolder(root, config.image_size, config.classes)
 
 

@@ -4,9 +4,11 @@ Forward: a pre-hook and a post-hook on each named layer take a stamp. Backward, 
 backward hooks (a full backward hook can fire before the weight gradient is accumulated, and
 clashes with in-place ops): the post-hook puts a tensor hook on the layer's output, which fires
 when the gradient for the output is ready, i.e. when the layer's backward starts; the pre-hook puts
-one on the layer's input (fires when the gradient for the input is ready) and each parameter gets a
-post-accumulate-grad hook. A layer's backward runs from the first to the last of the others, so it
-includes the weight-gradient accumulation, also for the first layer, whose input needs no gradient.
+one on the layer's input, which fires when the gradient for the input is ready. Autograd runs a
+layer's AccumulateGrad nodes before any other ready node, so by then its weight gradients are
+accumulated too. The first layer's input needs no gradient: its parameters get
+post-accumulate-grad hooks instead. A layer's backward runs from the output's stamp to the last of
+the others, so it includes the weight-gradient accumulation.
 
 Hooks are registered by :meth:`LayerProfiler.attach` and removed by :meth:`detach`, so an
 iteration that is not profiled runs exactly as without a profiler. Stamps come from a
@@ -60,21 +62,25 @@ class LayerProfiler:
         self._clock = clock
         self._sample = LayerSample.empty(len(layers))
         self._handles: list[RemovableHandle] = []
+        # Only the first layer needs parameter hooks: autograd runs the AccumulateGrad nodes of
+        # a layer before any other ready node, so a later layer's weight gradients are in place
+        # when the gradient for its input arrives (tests/test_cnn_profiler.py checks the order).
+        first = self._modules[0] if self._modules else None
+        self._first_params = [p for p in first.parameters() if p.requires_grad] if first else []
         n = range(len(layers))
         self._pre = [self._pre_hook(i) for i in n]
         self._post = [self._post_hook(i) for i in n]
         self._out_grad = [self._grad_hook(i, output=True) for i in n]
         self._in_grad = [self._grad_hook(i, output=False) for i in n]
-        self._acc = [self._accumulated_hook(i) for i in n]
+        self._first_done = self._accumulated_hook(0)
 
     def attach(self) -> None:
         self._sample = LayerSample.empty(len(self._modules))
+        handles = self._handles
         for i, module in enumerate(self._modules):
-            self._handles.append(module.register_forward_pre_hook(self._pre[i]))
-            self._handles.append(module.register_forward_hook(self._post[i]))
-            for param in module.parameters():
-                if param.requires_grad:
-                    self._handles.append(param.register_post_accumulate_grad_hook(self._acc[i]))
+            handles.append(module.register_forward_pre_hook(self._pre[i]))
+            handles.append(module.register_forward_hook(self._post[i]))
+        handles.extend(p.register_post_accumulate_grad_hook(self._first_done) for p in self._first_params)
 
     def detach(self) -> LayerSample:
         for handle in self._handles:

@@ -1,0 +1,112 @@
+"""The CNN training workload: what a search runs on each candidate (``workloads.base.Workload``).
+
+Parameters (a search file's ``workload:`` section) are :class:`TrainConfig`'s fields, plus
+``install`` (the pip requirement that puts this package and torch on a fresh VM), ``python`` (the
+interpreter on the VM) and ``calibration`` (a result JSON from ``cherrypick profile`` whose
+measured times the simulator may scale from).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cherrypick.errors import InputError, ValidationError
+from workloads.base import JobProfile, LayerCost, TrialResult, Workload
+from workloads.cnn.config import TrainConfig
+from workloads.cnn.result import parse_result
+
+if TYPE_CHECKING:
+    from providers.base import Candidate
+
+__all__ = ["CNNWorkload"]
+
+_SOURCE = "workload 'cnn'"
+_REMOTE_DIR = "/tmp/cherrypick"
+
+
+class CNNWorkload(Workload):
+    """Profiled CNN training (``python -m workloads.cnn.train``), under torchrun when distributed."""
+
+    name = "cnn"
+    result_path = f"{_REMOTE_DIR}/result.json"
+
+    def __init__(self, params: Mapping[str, Any] | None = None) -> None:
+        settings = dict(params or {})
+        self.install = _text(settings.pop("install", "cherrypick[torch]"), "install")
+        self.python = _text(settings.pop("python", "python3"), "python")
+        calibration = settings.pop("calibration", None)
+        self.config = TrainConfig.from_mapping(settings, source=_SOURCE)
+        self.calibration = _calibration(calibration) if calibration is not None else None
+
+    def setup_commands(self) -> list[str]:
+        return [f"{self.python} -m pip install --quiet {shlex.quote(self.install)}"]
+
+    def command(
+        self, candidate: Candidate, node_rank: int, master_addr: str, master_port: int
+    ) -> str:
+        gpus = candidate.offering.gpus_per_node
+        settings = {**self.config.to_dict(), "device": "cuda" if gpus else "cpu"}
+        config_path = f"{_REMOTE_DIR}/run.yaml"  # JSON is YAML
+        prepare = (
+            f"mkdir -p {_REMOTE_DIR} && printf '%s' {shlex.quote(json.dumps(settings))}"
+            f" > {config_path}"
+        )
+        train = f"-m workloads.cnn.train --config {config_path} --output {self.result_path}"
+        if candidate.nodes == 1 and gpus <= 1:
+            return f"{prepare} && {self.python} {train}"
+        launcher = (
+            f"{self.python} -m torch.distributed.run --nnodes {candidate.nodes}"
+            f" --nproc-per-node {max(gpus, 1)} --node-rank {node_rank}"
+            f" --master-addr {shlex.quote(master_addr)} --master-port {master_port}"
+        )
+        return f"{prepare} && {launcher} {train}"
+
+    def parse_result(self, raw: bytes) -> TrialResult:
+        return parse_result(raw)
+
+    def simulation_profile(self) -> JobProfile:
+        config = self.config
+        samples = config.samples_per_epoch()
+        if samples is None:
+            raise ValidationError(_SOURCE, "set dataset_size to simulate folder data", field="data")
+        costs = config.layer_costs()
+        return JobProfile(
+            layers=tuple(
+                LayerCost(c.name, c.forward_flops, c.backward_flops, c.bytes, c.params)
+                for c in costs
+            ),
+            batch_size=config.batch_size,
+            samples_per_epoch=samples,
+            epochs=config.epochs,
+            parameter_count=sum(c.params for c in costs),
+            activation_bytes_per_sample=sum(c.saved_bytes for c in costs) / config.batch_size,
+            input_bytes_per_sample=3 * config.image_size**2 * 4,
+            precision=config.precision,
+            data=config.data_kind,
+            calibration=self.calibration,
+        )
+
+
+def _text(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValidationError(_SOURCE, "expected a non-empty string", field=field)
+    return value
+
+
+def _calibration(path: Any) -> dict[str, Any]:
+    """The measured part of a result file: device, iteration, breakdown and layer times."""
+    try:
+        result = json.loads(Path(_text(path, "calibration")).read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{_SOURCE}: cannot read calibration {path}: {exc}") from None
+    if not isinstance(result, dict) or result.get("status") != "ok":
+        raise ValidationError(str(path), "not the result of a successful run", field="status")
+    keys = ("environment", "config", "iteration_ms", "breakdown_ms")
+    layers = [
+        {k: row.get(k) for k in ("name", "forward_ms", "backward_ms")} for row in result["layers"]
+    ]
+    return {**{k: result.get(k) for k in keys}, "layers": layers}
