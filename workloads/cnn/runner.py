@@ -30,7 +30,7 @@ from workloads.cnn.config import TrainConfig
 from workloads.cnn.result import RunFacts, failure, merge, summarize
 from workloads.cnn.trainer import Iteration, Trainer
 
-__all__ = ["World", "classify_failure", "environment", "profile_run"]
+__all__ = ["World", "classify_failure", "environment", "local_trainer", "profile_run"]
 
 _OOM_MARKS = ("out of memory", "can't allocate memory", "cannot allocate memory", "killed by signal")
 
@@ -105,8 +105,6 @@ def _distributed(config: TrainConfig) -> Iterator[tuple[World, torch.device]]:
         int(os.environ.get("WORLD_SIZE", "1")),
     )
     device = _device(config, world.local_rank)
-    if config.threads:
-        torch.set_num_threads(config.threads)
     if world.size == 1:
         yield world, device
         return
@@ -118,6 +116,9 @@ def _distributed(config: TrainConfig) -> Iterator[tuple[World, torch.device]]:
 
 
 def _device(config: TrainConfig, local_rank: int) -> torch.device:
+    """The device this process trains on (set up for it), and torch's CPU threads."""
+    if config.threads:
+        torch.set_num_threads(config.threads)
     cuda = torch.cuda.is_available()
     if config.device == "cuda" and not cuda:
         raise InputError("device 'cuda' asked for, but torch sees no CUDA device")
@@ -137,14 +138,8 @@ def _train(
     env: dict[str, Any],
     profile_when: Callable[[int], bool],
 ) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="cherrypick-jpeg-") as tmp:
-        prepared = time.monotonic()
-        jpeg_root = _prepare_jpeg(config, Path(tmp))
-        prepare_s = time.monotonic() - prepared
-        dataset = data.build_dataset(config, jpeg_root)
-        samples = config.samples_per_epoch() or len(dataset)  # type: ignore[arg-type]
-        loader = data.make_loader(dataset, config, world.rank, world.size, device.type == "cuda")
-        trainer = Trainer(config, device, data.endless(loader), world.size)
+    with _batches(config, world, device) as (batches, samples, prepare_s):
+        trainer = Trainer(config, device, batches, world.size)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         started_age = _process_age_s() - prepare_s
@@ -153,12 +148,31 @@ def _train(
         return summarize(config, facts, config.layer_costs(), env)
 
 
-def _prepare_jpeg(config: TrainConfig, tmp: Path) -> Path | None:
-    if config.data_kind != "jpeg":
-        return None
-    return data.generate_jpeg_dataset(
-        tmp, config.classes, config.images_per_class, config.image_size, config.seed
-    )
+@contextlib.contextmanager
+def local_trainer(config: TrainConfig) -> Iterator[Trainer]:
+    """A trainer for this process alone, with its data (for benchmarks and tests)."""
+    device = _device(config, 0)
+    with _batches(config, World(), device) as (batches, _, _):
+        yield Trainer(config, device, batches)
+
+
+@contextlib.contextmanager
+def _batches(
+    config: TrainConfig, world: World, device: torch.device
+) -> Iterator[tuple[Iterator[list[torch.Tensor]], int, float]]:
+    """Endless batches, the samples per epoch, and the seconds spent generating JPEGs."""
+    with tempfile.TemporaryDirectory(prefix="cherrypick-jpeg-") as tmp:
+        started = time.monotonic()
+        jpeg_root = None
+        if config.data_kind == "jpeg":
+            jpeg_root = data.generate_jpeg_dataset(
+                Path(tmp), config.classes, config.images_per_class, config.image_size, config.seed
+            )
+        prepare_s = time.monotonic() - started
+        dataset = data.build_dataset(config, jpeg_root)
+        samples = config.samples_per_epoch() or len(dataset)  # type: ignore[arg-type]
+        loader = data.make_loader(dataset, config, world.rank, world.size, device.type == "cuda")
+        yield data.endless(loader), samples, prepare_s
 
 
 def _facts(
