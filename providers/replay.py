@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from cherrypick.errors import InputError, UnknownNameError, ValidationError
 from providers.base import Candidate, Instance, Offering, Provider
 
-__all__ = ["ReplayProvider", "ReplayTable", "ReplayWorkload", "load_table"]
+__all__ = ["ReplayProvider", "ReplayTable", "ReplayWorkload", "load_table", "select_workloads"]
 
 RESERVED = {"workload", "runtime_s", "completed", "price_per_node_hour", "price_per_hour", "cost_usd"}
 _TRUE = {"true", "1", "yes"}
@@ -77,6 +77,17 @@ class ReplayTable:
         return [self.workloads[n] for n in names]
 
 
+def select_workloads(tables: Sequence[ReplayTable], names: Sequence[str] | None) -> list[ReplayWorkload]:
+    """Workloads of several tables together; a name must not appear in two tables."""
+    merged: dict[str, ReplayWorkload] = {}
+    for table in tables:
+        for name, workload in table.workloads.items():
+            if name in merged:
+                raise InputError(f"workload '{name}' appears in more than one table")
+            merged[name] = workload
+    return ReplayTable("+".join(t.source for t in tables), merged).select(names)
+
+
 @dataclass(frozen=True)
 class _Row:
     line: int
@@ -90,8 +101,8 @@ def load_table(path: Path | str) -> ReplayTable:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot read table {source}: {exc.strerror}") from None
-    header, rows = _read_rows(source, text)
-    _check_columns(source, header)
+    header_line, header, rows = _read_rows(source, text)
+    _check_columns(source, header, header_line)
     features = [c for c in header if c not in RESERVED]
     grouped: dict[str, list[_Row]] = {}
     for row in rows:
@@ -105,7 +116,7 @@ def load_table(path: Path | str) -> ReplayTable:
     return ReplayTable(source, workloads)
 
 
-def _read_rows(source: str, text: str) -> tuple[list[str], list[_Row]]:
+def _read_rows(source: str, text: str) -> tuple[int, list[str], list[_Row]]:
     lines = [(i + 1, ln) for i, ln in enumerate(text.splitlines()) if not ln.startswith("#")]
     lines = [(i, ln) for i, ln in lines if ln.strip()]
     if not lines:
@@ -119,16 +130,16 @@ def _read_rows(source: str, text: str) -> tuple[list[str], list[_Row]]:
                 source, f"expected {len(header)} values, found {len(values)}", line=line
             )
         rows.append(_Row(line, dict(zip(header, values, strict=True))))
-    return header, rows
+    return lines[0][0], header, rows
 
 
-def _check_columns(source: str, header: list[str]) -> None:
+def _check_columns(source: str, header: list[str], line: int) -> None:
     for column in ("workload", "runtime_s"):
         if column not in header:
-            raise ValidationError(source, "missing required column", line=1, field=column)
+            raise ValidationError(source, "missing required column", line=line, field=column)
     if "price_per_hour" not in header and not {"price_per_node_hour", "nodes"} <= set(header):
         raise ValidationError(
-            source, "needs price_per_hour, or price_per_node_hour and nodes", line=1, field="price"
+            source, "needs price_per_hour, or price_per_node_hour and nodes", line=line, field="price"
         )
 
 

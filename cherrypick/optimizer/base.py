@@ -111,7 +111,7 @@ class Strategy(ABC):
     def __init__(self, problem: Problem, seed: int = 0, stop_rule: StopRule | None = None) -> None:
         self.problem = problem
         self.rng = np.random.default_rng(seed)
-        self.stop_rule = stop_rule or StopRule()
+        self.stop_rule = stop_rule  # None: never stop before the candidates run out
         self.observations: dict[int, Observation] = {}
         self.pending: set[int] = set()
 
@@ -158,7 +158,7 @@ class Strategy(ABC):
         return found
 
     def should_stop(self) -> bool:
-        """True when the strategy has nothing left worth trying."""
+        """True when nothing is left to try (model-based strategies also apply the stop rule)."""
         return len(self.untried()) == 0 and not self.pending
 
 

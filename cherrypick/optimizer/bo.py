@@ -193,7 +193,7 @@ class BayesianStrategy(Strategy):
             return True
         rule = self.stop_rule
         best = self.best()
-        if len(self.observations) < rule.min_trials or best is None or self.pending:
+        if rule is None or len(self.observations) < rule.min_trials or best is None or self.pending:
             return False
         scores = self.scores()
         incumbent = self.problem.objective.value(best.runtime_s, best.cost_usd)

@@ -24,7 +24,7 @@ from cherrypick.optimizer import Objective, Observation, Problem, StopRule, make
 from cherrypick.optimizer import strategy_registry as _strategies
 from providers.replay import ReplayWorkload
 
-__all__ = ["BenchmarkResult", "SearchTrace", "benchmark", "run_search"]
+__all__ = ["BenchmarkResult", "SearchTrace", "benchmark", "format_result", "run_search"]
 
 ALL = "ALL"
 _HUGE = 1e300
@@ -49,7 +49,12 @@ class BenchmarkResult:
     stop: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, list[dict[str, Any]]]:
-        return {"rows": self.rows, "stop": self.stop}
+        """Plain JSON data; a search that found nothing feasible has null (infinite) cost."""
+
+        def clean(row: dict[str, Any]) -> dict[str, Any]:
+            return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
+
+        return {"rows": [clean(r) for r in self.rows], "stop": [clean(r) for r in self.stop]}
 
 
 def max_runtime_for(
@@ -215,3 +220,20 @@ def _summarise(
             if chosen:
                 result.stop.append(_stop_row(name, s, chosen))
     return result
+
+
+def format_result(result: BenchmarkResult, print_n: set[int] | None = None) -> str:
+    """The result as printed tables: convergence rows, then the stop-rule rows."""
+    import pandas as pd
+
+    rows = pd.DataFrame(result.rows)
+    if print_n:
+        rows = rows[rows["n"].isin(print_n)]
+    with pd.option_context("display.width", 200, "display.max_rows", None):
+        text = "normalised cost after N trials (1.0 = the optimum)\n"
+        text += rows.to_string(index=False, float_format=lambda v: f"{v:.3f}")
+        if result.stop:
+            text += "\n\nwith the stop rule\n"
+            stop = pd.DataFrame(result.stop)
+            text += stop.to_string(index=False, float_format=lambda v: f"{v:.3f}")
+    return text
