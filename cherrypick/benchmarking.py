@@ -40,7 +40,6 @@ class SearchTrace:
     normalised: NDArray[np.float64]
     search_cost: NDArray[np.float64]
     stop_at: int | None
-    stop_feasible: bool
 
 
 @dataclass(frozen=True)
@@ -92,20 +91,13 @@ def run_search(
         best = search.best()
         normalised.append(np.inf if best is None else best.cost_usd / optimum)
         spent.append(total / optimum)
+        # The stop rule only reads the model that the next ask() would fit anyway, so one
+        # search gives both the full curve and the point where the rule would have stopped.
         if stop_rule is not None and stop_at is None and search.should_stop():
             stop_at = n
-            break
     if stop_rule is not None and stop_at is None:
         stop_at = len(normalised)
-    return SearchTrace(
-        workload.name,
-        strategy,
-        seed,
-        np.array(normalised),
-        np.array(spent),
-        stop_at,
-        bool(np.isfinite(normalised[-1])),
-    )
+    return SearchTrace(workload.name, strategy, seed, np.array(normalised), np.array(spent), stop_at)
 
 
 def _percentile(values: NDArray[np.float64], q: float) -> float:
@@ -180,11 +172,9 @@ def benchmark(
     for w in workloads:
         deadline = max_runtime_for(w, feasible_fraction, max_runtime_s)
         w.optimum_cost(deadline)
-        tasks += [(w, s, seed, budget, deadline, None) for s in strategies for seed in range(seeds)]
-        if stop_rule is not None:
-            tasks += [(w, s, seed, budget, deadline, stop_rule) for s in strategies for seed in range(seeds)]
+        tasks += [(w, s, seed, budget, deadline, stop_rule) for s in strategies for seed in range(seeds)]
     traces = _map(tasks, jobs, progress)
-    return _summarise(traces, tasks, strategies, [w.name for w in workloads], budget)
+    return _summarise(traces, strategies, [w.name for w in workloads], budget)
 
 
 def _map(tasks: list[Any], jobs: int | None, progress: Callable[[int, int], None] | None) -> list[SearchTrace]:
@@ -206,10 +196,10 @@ def _map(tasks: list[Any], jobs: int | None, progress: Callable[[int, int], None
 
 
 def _summarise(
-    traces: list[SearchTrace], tasks: list[Any], strategies: Sequence[str], names: list[str], budget: int
+    traces: list[SearchTrace], strategies: Sequence[str], names: list[str], budget: int
 ) -> BenchmarkResult:
-    curves = [t for t, task in zip(traces, tasks, strict=True) if task[5] is None]
-    stops = [t for t, task in zip(traces, tasks, strict=True) if task[5] is not None]
+    curves = traces
+    stops = [t for t in traces if t.stop_at is not None]
     result = BenchmarkResult()
     groups = [*names, ALL] if len(names) > 1 else names
     for name in groups:
