@@ -1,0 +1,213 @@
+"""The simulated provider: no network, no sleeping, deterministic for a seed.
+
+It launches make-believe machines (failing with ``CapacityError`` at a configurable rate), and
+answers each trial from the workload's own estimate or from the performance model
+(``providers._perf``) of the workload's :class:`JobProfile` on the candidate's hardware, times
+cloud-like noise. Every random draw is seeded by a stable hash of (seed, candidate, purpose), not
+by call order, so any order of trials, a resumed search and an exhaustive sweep all see the same
+value for the same candidate.
+
+Run ``python -m providers.simulated --model resnet50 --precision fp16`` for the model's GPU ranking.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from cherrypick._catalog_gpus import GpuSpec
+from cherrypick.errors import CapacityError, ProvisioningError, UnknownNameError, WorkloadError
+from providers._perf import STARTUP_S, Prediction, predict
+from providers._perf_calibrate import calibrated_parts
+from providers.base import Candidate, Instance, Provider, TrialRun
+from workloads.base import JobProfile, TrialResult, Workload
+
+__all__ = ["Prediction", "SimulatedProvider"]
+
+#: Installing packages on a fresh VM (pip, CUDA wheels) before the first trial command.
+SETUP_S = 120.0
+#: A folder dataset is downloaded at ImageNet's mean JPEG size (~110 KB) over the VM's network.
+_FOLDER_BYTES_PER_SAMPLE = 110e3
+#: A trial: warm-up plus steady iterations, as the CNN workload's defaults (5 + 45) and more.
+TRIAL_ITERATIONS = 105
+#: A trial never runs longer than this, whatever the iteration time.
+TRIAL_CAP_S = 1800.0
+
+
+class SimulatedProvider(Provider):
+    """A provider whose machines and trials are simulated (see the module docstring)."""
+
+    name = "simulated"
+
+    def __init__(
+        self,
+        seed: int = 0,
+        *,
+        gpus: Mapping[str, GpuSpec] | None = None,
+        capacity_error_rate: float = 0.0,
+        noise: float = 0.05,
+        boot_s: tuple[float, float] = (45.0, 150.0),
+    ) -> None:
+        if not 0.0 <= capacity_error_rate <= 1.0:
+            raise ValueError("capacity_error_rate must be in [0, 1]")
+        if noise < 0 or not 0 <= boot_s[0] <= boot_s[1]:
+            raise ValueError("noise must be >= 0 and boot_s an ordered (low, high) pair")
+        self.seed = seed
+        self._gpus = gpus
+        self.capacity_error_rate = capacity_error_rate
+        self.noise = noise
+        self.boot_range = boot_s
+        self._attempts: dict[str, int] = {}
+        self._running: dict[str, tuple[Instance, str]] = {}
+
+    @property
+    def gpus(self) -> Mapping[str, GpuSpec]:
+        if self._gpus is None:  # the catalog imports numpy and YAML: only when needed
+            from cherrypick.catalog import load_gpus
+
+            self._gpus = load_gpus()
+        return self._gpus
+
+    def launch(self, candidate: Candidate, tag: str) -> Sequence[Instance]:
+        attempt = self._attempts.get(candidate.key, 0)
+        self._attempts[candidate.key] = attempt + 1
+        if self._rng(candidate, "capacity", attempt).random() < self.capacity_error_rate:
+            raise CapacityError(
+                self.name,
+                f"no capacity for {candidate.nodes} x {candidate.offering.instance_type}"
+                f" (simulated, attempt {attempt + 1})",
+                region=candidate.offering.region,
+            )
+        instances = [self._instance(candidate, attempt, node) for node in range(candidate.nodes)]
+        for instance in instances:
+            self._running[instance.instance_id] = (instance, tag)
+        return instances
+
+    def wait_until_reachable(self, instances: Sequence[Instance], timeout_s: float) -> None:
+        gone = [i.instance_id for i in instances if i.instance_id not in self._running]
+        if gone:
+            raise ProvisioningError(self.name, f"instances not running: {', '.join(gone)}")
+
+    def terminate(self, instances: Sequence[Instance]) -> None:
+        for instance in instances:
+            self._running.pop(instance.instance_id, None)
+
+    def list_launched(self, tag: str) -> Sequence[Instance]:
+        return [instance for instance, t in self._running.values() if t == tag]
+
+    def execute(
+        self,
+        candidate: Candidate,
+        instances: Sequence[Instance],
+        workload: Workload,
+        timeout_s: float,
+    ) -> TrialRun:
+        """Answer the trial from the model; simulated seconds only, nothing sleeps."""
+        factor = self.noise_factor(candidate)
+        boot = float(self._rng(candidate, "boot").uniform(*self.boot_range))
+        estimate = workload.estimate_runtime(candidate)
+        if estimate is not None:
+            runtime = estimate * factor
+            result = TrialResult(
+                "ok", runtime, {"simulated": True, "projected_job_seconds": runtime}
+            )
+            return TrialRun(result, boot, SETUP_S, min(runtime, TRIAL_CAP_S))
+        profile = workload.simulation_profile()
+        if profile is None:
+            raise WorkloadError(
+                f"workload '{workload.name}' cannot be simulated: it has neither a"
+                " simulation_profile() nor an estimate_runtime()"
+            )
+        prediction = self.predict(candidate, profile)
+        result, run_s = _trial(prediction, factor, timeout_s)
+        return TrialRun(result, boot, _setup_s(candidate, profile), run_s)
+
+    def predict(self, candidate: Candidate, profile: JobProfile) -> Prediction:
+        """The noise-free prediction for ``profile`` on ``candidate`` (calibrated if it can be)."""
+        gpu = candidate.offering.gpu
+        if gpu not in self.gpus:
+            raise UnknownNameError("GPU", gpu, self.gpus)
+        spec = self.gpus[gpu]
+        parts = None
+        if profile.calibration is not None:
+            parts = calibrated_parts(profile, profile.calibration, spec, self.gpus)
+        return predict(candidate, profile, spec, parts)
+
+    def noise_factor(self, candidate: Candidate) -> float:
+        """The candidate's multiplicative noise: lognormal, median 1, sigma ``noise``."""
+        return float(math.exp(self.noise * self._rng(candidate, "noise").standard_normal()))
+
+    def _rng(self, candidate: Candidate, purpose: str, attempt: int = 0) -> np.random.Generator:
+        return np.random.default_rng(_stable_seed(self.seed, candidate.key, purpose, attempt))
+
+    def _instance(self, candidate: Candidate, attempt: int, node: int) -> Instance:
+        digest = _stable_seed(self.seed, candidate.key, "instance", attempt, node)
+        return Instance(
+            provider=self.name,
+            instance_id=f"sim-{digest:016x}",
+            region=candidate.offering.region,
+            host=f"10.{digest >> 16 & 255}.{digest >> 8 & 255}.{digest & 255}",
+            user="simulated",
+            extra={"candidate": candidate.key, "node_rank": node},
+        )
+
+
+def _stable_seed(*parts: Any) -> int:
+    """A 64-bit seed from the parts, the same in every process (unlike ``hash``)."""
+    text = "\x1f".join(str(part) for part in parts)
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+def _trial(prediction: Prediction, factor: float, timeout_s: float) -> tuple[TrialResult, float]:
+    """The observation and how long the short trial ran."""
+    if prediction.oom:
+        need, limit = prediction.memory_bytes / 2**30, prediction.memory_limit_bytes / 2**30
+        message = f"CUDA out of memory (simulated): needs {need:.1f} GiB of {limit:.1f} GiB"
+        return TrialResult("oom", None, _details(prediction, factor), message), STARTUP_S
+    run_s = min(STARTUP_S + TRIAL_ITERATIONS * prediction.iteration_s * factor, TRIAL_CAP_S)
+    if run_s > timeout_s:
+        message = f"trial ran past its {timeout_s:.0f} s limit (simulated)"
+        return TrialResult("timeout", None, _details(prediction, factor), message), timeout_s
+    runtime = prediction.runtime_s * factor
+    return TrialResult("ok", runtime, _details(prediction, factor)), run_s
+
+
+def _details(prediction: Prediction, factor: float) -> dict[str, Any]:
+    """A dict shaped like the CNN workload's result JSON, noise applied to every time."""
+    iteration_s = prediction.iteration_s * factor
+    return {
+        "simulated": True,
+        "noise_factor": factor,
+        "iteration_ms": iteration_s * 1000,
+        "throughput_images_s": prediction.global_batch / iteration_s,
+        "projected_job_seconds": prediction.runtime_s * factor,
+        "breakdown_ms": {k: v * factor * 1000 for k, v in prediction.breakdown_s.items()},
+        "layers": [
+            {
+                "name": t.name,
+                "forward_ms": t.forward_s * factor * 1000,
+                "backward_ms": t.backward_s * factor * 1000,
+            }
+            for t in prediction.layers
+        ],
+        "memory": {"peak_gpu_bytes": prediction.memory_bytes},
+        "job": {"global_batch": prediction.global_batch, "iterations": prediction.iterations},
+    }
+
+
+def _setup_s(candidate: Candidate, profile: JobProfile) -> float:
+    if profile.data != "folder":
+        return SETUP_S
+    gbps = candidate.offering.extra.get("network_gbps")
+    rate = min(float(gbps), 10.0) if isinstance(gbps, int | float) and gbps > 0 else 10.0
+    return SETUP_S + profile.samples_per_epoch * _FOLDER_BYTES_PER_SAMPLE * 8 / (rate * 1e9)
+
+
+if __name__ == "__main__":
+    from providers._perf_ranking import main
+
+    raise SystemExit(main())
