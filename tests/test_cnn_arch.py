@@ -32,7 +32,11 @@ def test_layer_names_follow_the_papers() -> None:
     assert names == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc1", "fc2", "output"]
     resnet = [layer.name for layer in architecture("resnet18").layers]
     assert resnet[:3] == ["conv1", "layer1.0", "layer1.1"] and resnet[-1] == "fc"
-    assert [layer.name for layer in architecture("vgg11").layers][:3] == ["conv1", "conv2", "conv3_1"]
+    assert [layer.name for layer in architecture("vgg11").layers][:3] == [
+        "conv1",
+        "conv2",
+        "conv3_1",
+    ]
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -56,7 +60,7 @@ def test_built_modules_have_the_analysed_shapes_and_parameters(model: str) -> No
     net = build_model(arch)
     rows = analyze(arch, batch=3)
     x = torch.randn(3, 3, 64, 64)
-    for (name, module), row in zip(named_layers(net, arch), rows):
+    for (name, module), row in zip(named_layers(net, arch), rows, strict=False):
         x = module(x)
         assert tuple(x.shape[1:]) == row.output_shape, name
         assert sum(p.numel() for p in module.parameters()) == row.params, name

@@ -35,8 +35,15 @@ def test_generated_jpegs_decode_augmented_and_normalised(tmp_path: Path) -> None
 
 
 def test_jpeg_batches_come_from_worker_processes(tmp_path: Path) -> None:
-    config = TrainConfig(data="jpeg", classes=2, images_per_class=4, image_size=24, batch_size=4,
-                         workers=2, model="resnet18")
+    config = TrainConfig(
+        data="jpeg",
+        classes=2,
+        images_per_class=4,
+        image_size=24,
+        batch_size=4,
+        workers=2,
+        model="resnet18",
+    )
     generate_jpeg_dataset(tmp_path, 2, 4, 24, 0)
     loader = make_loader(build_dataset(config, tmp_path), config, 0, 1, pin=False)
     batches = endless(loader)
@@ -48,8 +55,9 @@ def test_ranks_get_disjoint_shares() -> None:
     config = TrainConfig(batch_size=2, workers=0, dataset_size=8, classes=8, image_size=16)
     dataset = build_dataset(config)
     labels = [
-        sorted(int(v) for batch in make_loader(dataset, config, rank, 2, pin=False)
-               for v in batch[1])
+        sorted(
+            int(v) for batch in make_loader(dataset, config, rank, 2, pin=False) for v in batch[1]
+        )
         for rank in (0, 1)
     ]
     assert sorted(labels[0] + labels[1]) == list(range(8))

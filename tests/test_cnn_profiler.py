@@ -14,8 +14,17 @@ from workloads.cnn.models import build_model, named_layers
 from workloads.cnn.profiler import LayerProfiler
 from workloads.cnn.runner import local_trainer
 
-TINY = {"image_size": 32, "width": 0.125, "classes": 10, "batch_size": 4, "workers": 0,
-        "dataset_size": 64, "warmup": 1, "iterations": 6, "threads": 1}
+TINY = {
+    "image_size": 32,
+    "width": 0.125,
+    "classes": 10,
+    "batch_size": 4,
+    "workers": 0,
+    "dataset_size": 64,
+    "warmup": 1,
+    "iterations": 6,
+    "threads": 1,
+}
 
 
 def _hook_count(model: nn.Module) -> int:

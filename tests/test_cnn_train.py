@@ -11,9 +11,28 @@ import pytest
 from workloads.cnn.result import BREAKDOWN_KEYS
 from workloads.cnn.train import EXIT_CODES, main
 
-TINY = ["--image-size", "32", "--width", "0.125", "--classes", "10", "--batch-size", "4",
-        "--workers", "0", "--dataset-size", "64", "--warmup", "2", "--iterations", "8",
-        "--sample-every", "2", "--threads", "1"]
+TINY = [
+    "--image-size",
+    "32",
+    "--width",
+    "0.125",
+    "--classes",
+    "10",
+    "--batch-size",
+    "4",
+    "--workers",
+    "0",
+    "--dataset-size",
+    "64",
+    "--warmup",
+    "2",
+    "--iterations",
+    "8",
+    "--sample-every",
+    "2",
+    "--threads",
+    "1",
+]
 
 
 def _train(tmp_path: Path, *argv: str) -> tuple[int, dict[str, Any]]:
@@ -37,8 +56,14 @@ def test_ok_run_writes_every_fixed_key(tmp_path: Path) -> None:
     names = [row["name"] for row in result["layers"]]
     assert names[0] == "conv1" and names[-2:] == ["fc", "loss"]
     for row in result["layers"]:
-        assert {"name", "forward_ms", "backward_ms", "forward_flops", "backward_flops",
-                "bytes"} <= set(row)
+        assert {
+            "name",
+            "forward_ms",
+            "backward_ms",
+            "forward_flops",
+            "backward_flops",
+            "bytes",
+        } <= set(row)
         assert row["forward_p50_ms"] <= row["forward_p90_ms"]
     env = result["environment"]
     assert env["device"] == "cpu" and env["world_size"] == 1 and env["torch"]

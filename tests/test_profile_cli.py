@@ -9,9 +9,28 @@ import pytest
 
 from cherrypick.cli import main
 
-TINY = ["--image-size", "64", "--width", "0.125", "--classes", "10", "--batch-size", "4",
-        "--workers", "0", "--dataset-size", "64", "--warmup", "2", "--iterations", "6",
-        "--sample-every", "1", "--threads", "1"]
+TINY = [
+    "--image-size",
+    "64",
+    "--width",
+    "0.125",
+    "--classes",
+    "10",
+    "--batch-size",
+    "4",
+    "--workers",
+    "0",
+    "--dataset-size",
+    "64",
+    "--warmup",
+    "2",
+    "--iterations",
+    "6",
+    "--sample-every",
+    "1",
+    "--threads",
+    "1",
+]
 
 
 def test_profile_prints_the_table_and_writes_json_and_png(

@@ -52,8 +52,9 @@ def test_single_gpu_runs_plain_python_with_the_config_as_a_file() -> None:
     workload = CNNWorkload({"model": "resnet50", "batch_size": 32})
     command = workload.command(Candidate(GPU1), 0, "10.0.0.1", 29500)
     assert "torch.distributed.run" not in command
-    assert command.endswith(f"-m workloads.cnn.train --config /tmp/cherrypick/run.yaml "
-                            f"--output {workload.result_path}")
+    assert command.endswith(
+        f"-m workloads.cnn.train --config /tmp/cherrypick/run.yaml --output {workload.result_path}"
+    )
     written = shlex.split(command.split(" > ")[0])[-1]
     assert json.loads(written)["device"] == "cuda"
     assert json.loads(written)["model"] == "resnet50"
@@ -62,8 +63,13 @@ def test_single_gpu_runs_plain_python_with_the_config_as_a_file() -> None:
 def test_multi_node_gpus_use_torchrun_with_rank_and_master() -> None:
     command = CNNWorkload({}).command(Candidate(GPU4, nodes=2), 1, "10.0.0.1", 29500)
     launcher = command.split(" && ", 1)[1]
-    for flag in ("--nnodes 2", "--nproc-per-node 4", "--node-rank 1",
-                 "--master-addr 10.0.0.1", "--master-port 29500"):
+    for flag in (
+        "--nnodes 2",
+        "--nproc-per-node 4",
+        "--node-rank 1",
+        "--master-addr 10.0.0.1",
+        "--master-port 29500",
+    ):
         assert flag in launcher
 
 
@@ -76,15 +82,18 @@ def test_cpu_only_nodes_train_on_cpu_one_process_per_node() -> None:
 
 def test_setup_installs_the_package() -> None:
     workload = CNNWorkload({"install": "cherrypick[torch]==0.1.0", "python": "python3.11"})
-    assert workload.setup_commands() == ["python3.11 -m pip install --quiet 'cherrypick[torch]==0.1.0'"]
+    assert workload.setup_commands() == [
+        "python3.11 -m pip install --quiet 'cherrypick[torch]==0.1.0'"
+    ]
 
 
 def test_parse_ok_oom_and_malformed_results() -> None:
     workload = CNNWorkload({})
     ok = workload.parse_result(_ok())
     assert (ok.status, ok.runtime_s) == ("ok", 3600.0)
-    oom = workload.parse_result(_ok(status="oom", message="CUDA out of memory",
-                                    projected_job_seconds=None))
+    oom = workload.parse_result(
+        _ok(status="oom", message="CUDA out of memory", projected_job_seconds=None)
+    )
     assert (oom.status, oom.runtime_s, oom.message) == ("oom", None, "CUDA out of memory")
     for raw, why in [
         (b"{", "not JSON"),
@@ -106,8 +115,9 @@ def test_simulation_profile_of_resnet50_without_importing_torch() -> None:
         "print(json.dumps([p.parameter_count, p.forward_flops, len(p.layers), p.samples_per_epoch,"
         " 'torch' in sys.modules]))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     params, flops, layers, samples, torch_loaded = json.loads(out.stdout)
     assert params == 25_557_032  # torchvision's ResNet-50
     assert flops == pytest.approx(64 * 2 * 4.089e9, rel=1e-3)  # 4.09 GMAC per image
@@ -115,15 +125,21 @@ def test_simulation_profile_of_resnet50_without_importing_torch() -> None:
 
 
 def test_profile_carries_calibration_from_a_result(tmp_path: Path) -> None:
-    result = {"status": "ok", "environment": {"device_name": "cpu"}, "config": {},
-              "iteration_ms": 10.0, "breakdown_ms": {},
-              "layers": [{"name": "conv1", "forward_ms": 1.0, "backward_ms": 2.0, "bytes": 9}]}
+    result = {
+        "status": "ok",
+        "environment": {"device_name": "cpu"},
+        "config": {},
+        "iteration_ms": 10.0,
+        "breakdown_ms": {},
+        "layers": [{"name": "conv1", "forward_ms": 1.0, "backward_ms": 2.0, "bytes": 9}],
+    }
     path = tmp_path / "r.json"
     path.write_text(json.dumps(result))
     profile = CNNWorkload({"model": "alexnet", "calibration": str(path)}).simulation_profile()
     assert profile.calibration is not None
-    assert profile.calibration["layers"] == [{"name": "conv1", "forward_ms": 1.0,
-                                              "backward_ms": 2.0}]
+    assert profile.calibration["layers"] == [
+        {"name": "conv1", "forward_ms": 1.0, "backward_ms": 2.0}
+    ]
 
 
 def test_folder_data_needs_a_dataset_size_to_simulate() -> None:

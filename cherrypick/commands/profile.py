@@ -19,7 +19,9 @@ _EXIT = {"ok": 0, "oom": 3, "error": 4}  # as python -m workloads.cnn.train
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
-    parser.add_argument("--output", default="result.json", help="result JSON (default: %(default)s)")
+    parser.add_argument(
+        "--output", default="result.json", help="result JSON (default: %(default)s)"
+    )
     parser.add_argument(
         "--plot",
         nargs="?",

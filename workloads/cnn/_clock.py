@@ -42,7 +42,7 @@ class CudaClock:
     """CUDA events recorded on the current stream; they time the GPU's own timeline."""
 
     def stamp(self) -> Stamp:
-        event = torch.cuda.Event(enable_timing=True)
+        event = torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
         event.record()
         return event
 

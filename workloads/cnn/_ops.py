@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ class Residual:
     shortcut: tuple[Op, ...] = ()
 
 
-Op = Union[Conv, BatchNorm, ReLU, MaxPool, GlobalAvgPool, Flatten, Dropout, Linear, Residual]
+Op = Conv | BatchNorm | ReLU | MaxPool | GlobalAvgPool | Flatten | Dropout | Linear | Residual
 
 
 @dataclass(frozen=True)

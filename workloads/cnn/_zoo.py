@@ -88,7 +88,9 @@ def resnet(
     blocks: tuple[int, ...], bottleneck: bool, width: float, num_classes: int
 ) -> tuple[LayerSpec, ...]:
     stem = _scaled(64, width)
-    layers = [_spec("conv1", Conv(stem, 7, 2, 3, bias=False), BatchNorm(), ReLU(), MaxPool(3, 2, 1))]
+    layers = [
+        _spec("conv1", Conv(stem, 7, 2, 3, bias=False), BatchNorm(), ReLU(), MaxPool(3, 2, 1))
+    ]
     expansion = 4 if bottleneck else 1
     in_channels = stem
     for stage, count in enumerate(blocks, start=1):

@@ -15,6 +15,7 @@ each in fp32 and 2 in fp16/bf16; weights and their gradients stay fp32.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from cherrypick.errors import InputError, UnknownNameError
@@ -94,8 +95,8 @@ class LayerAnalysis:
 def architecture(
     model: str, *, num_classes: int = 1000, image_size: int = 224, width: float = 1.0
 ) -> Architecture:
-    """The spec of ``model`` (one of :data:`MODELS`); ``width`` scales every hidden channel count."""
-    builders = {
+    """The spec of ``model`` (one of :data:`MODELS`); ``width`` scales the hidden channel counts."""
+    builders: dict[str, Callable[[float, int], tuple[LayerSpec, ...]]] = {
         "alexnet": _zoo.alexnet,
         "vgg11": lambda w, c: _zoo.vgg(_zoo.VGG11, w, c),
         "vgg16": lambda w, c: _zoo.vgg(_zoo.VGG16, w, c),
@@ -204,7 +205,11 @@ def _shape_params_macs(op: Op, shape: Shape) -> tuple[Shape, int, int]:
         return (op.out_channels, ho, wo), params, op.out_channels * ho * wo * c * op.kernel**2
     if isinstance(op, Linear):
         (f,) = shape
-        return (op.out_features,), op.out_features * (f + (1 if op.bias else 0)), f * op.out_features
+        return (
+            (op.out_features,),
+            op.out_features * (f + (1 if op.bias else 0)),
+            f * op.out_features,
+        )
     if isinstance(op, MaxPool):
         c, h, w = shape
         ho, wo = (_out_size(s, op.kernel, op.stride, op.padding) for s in (h, w))

@@ -88,12 +88,12 @@ def crosscheck(config: TrainConfig) -> str:
 def _profiler_ranges(trainer: Trainer) -> ExitStack:
     """Hooks that open a torch.profiler range per layer forward, for the profiler to attribute."""
     stack = ExitStack()
-    modules = [*_named_modules(trainer), trainer.criterion]
-    for name, module in zip(trainer.layer_names, modules):
+    modules = [*(trainer.net.get_submodule(n) for n in trainer.layer_names[:-1]), trainer.criterion]
+    for name, module in zip(trainer.layer_names, modules, strict=True):
         ranges: list[Any] = []
 
         def enter(mod: nn.Module, args: Any, name: str = name, ranges: list[Any] = ranges) -> None:
-            ranges.append(record_function(f"layer::{name}").__enter__())
+            ranges.append(record_function(f"layer::{name}").__enter__())  # type: ignore[no-untyped-call]
 
         def leave(mod: nn.Module, args: Any, out: Any, ranges: list[Any] = ranges) -> None:
             ranges.pop().__exit__(None, None, None)
@@ -101,11 +101,6 @@ def _profiler_ranges(trainer: Trainer) -> ExitStack:
         stack.callback(module.register_forward_pre_hook(enter).remove)
         stack.callback(module.register_forward_hook(leave).remove)
     return stack
-
-
-def _named_modules(trainer: Trainer) -> list[nn.Module]:
-    net = trainer.model.module if hasattr(trainer.model, "module") else trainer.model
-    return [net.get_submodule(name) for name in trainer.layer_names[:-1]]
 
 
 def _activities(trainer: Trainer) -> list[ProfilerActivity]:

@@ -90,7 +90,9 @@ def _random_resized_crop(img: Image.Image, size: int) -> Image.Image:
         w, h = round(math.sqrt(area * ratio)), round(math.sqrt(area / ratio))
         if 0 < w <= width and 0 < h <= height:
             left, top = random.randint(0, width - w), random.randint(0, height - h)
-            return img.resize((size, size), Image.Resampling.BILINEAR, (left, top, left + w, top + h))
+            return img.resize(
+                (size, size), Image.Resampling.BILINEAR, (left, top, left + w, top + h)
+            )
     return img.resize((size, size), Image.Resampling.BILINEAR)
 
 
@@ -129,7 +131,7 @@ def make_loader(
     dataset: Dataset[Sample], config: TrainConfig, rank: int, world_size: int, pin: bool
 ) -> DataLoader[Sample]:
     """Shuffled batches of ``config.batch_size``; under DDP each rank gets its own share."""
-    sampler = None
+    sampler: DistributedSampler[Sample] | None = None
     if world_size > 1:
         sampler = DistributedSampler(dataset, world_size, rank, seed=config.seed, drop_last=True)
     return DataLoader(

@@ -50,7 +50,7 @@ def build_model(arch: Architecture) -> nn.Sequential:
     shape = arch.input_shape
     for layer in arch.layers:
         seq, shape = _sequence(layer.ops, shape)
-        parent = root
+        parent: nn.Module = root
         *parents, leaf = layer.name.split(".")
         for part in parents:
             if not hasattr(parent, part):

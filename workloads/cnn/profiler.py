@@ -80,7 +80,9 @@ class LayerProfiler:
         for i, module in enumerate(self._modules):
             handles.append(module.register_forward_pre_hook(self._pre[i]))
             handles.append(module.register_forward_hook(self._post[i]))
-        handles.extend(p.register_post_accumulate_grad_hook(self._first_done) for p in self._first_params)
+        for param in self._first_params:
+            register = param.register_post_accumulate_grad_hook
+            handles.append(register(self._first_done))  # type: ignore[no-untyped-call]
 
     def detach(self) -> LayerSample:
         for handle in self._handles:
@@ -100,7 +102,9 @@ class LayerProfiler:
                 backward.append(0.0)
                 continue
             begin = ms(origin, grad_out)
-            done = [ms(origin, s) for s in (sample.in_grad[i], *sample.params_done[i]) if s is not None]
+            done = [
+                ms(origin, s) for s in (sample.in_grad[i], *sample.params_done[i]) if s is not None
+            ]
             finish = max(done, default=begin)
             backward.append(max(0.0, finish - begin))
             ends.append(finish)
@@ -110,7 +114,7 @@ class LayerProfiler:
         def hook(module: nn.Module, args: tuple[object, ...]) -> None:
             x = args[0] if args else None
             if isinstance(x, torch.Tensor) and x.requires_grad:
-                x.register_hook(self._in_grad[i])
+                x.register_hook(self._in_grad[i])  # type: ignore[no-untyped-call]
             self._sample.fwd_start[i] = self._clock.stamp()  # after the hook set-up: not timed
 
         return hook
@@ -119,7 +123,7 @@ class LayerProfiler:
         def hook(module: nn.Module, args: tuple[object, ...], out: object) -> None:
             self._sample.fwd_end[i] = self._clock.stamp()
             if isinstance(out, torch.Tensor) and out.requires_grad:
-                out.register_hook(self._out_grad[i])
+                out.register_hook(self._out_grad[i])  # type: ignore[no-untyped-call]
 
         return hook
 

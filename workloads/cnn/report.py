@@ -38,7 +38,9 @@ def format_report(result: Mapping[str, Any]) -> str:
 
 def _layer_line(row: Mapping[str, Any]) -> str:
     times = [
-        row[f"{phase}{stat}_ms"] for phase in ("forward", "backward") for stat in ("", "_p50", "_p90")
+        row[f"{phase}{stat}_ms"]
+        for phase in ("forward", "backward")
+        for stat in ("", "_p50", "_p90")
     ]
     shown = " ".join(f"{t:8.3f}" if t is not None else f"{'-':>8}" for t in times)
     return (

@@ -111,7 +111,8 @@ def merge(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     startup = max(rank["startup_seconds"] for rank in ranks)
     breakdown = {k: statistics.fmean(r["breakdown_ms"][k] for r in ranks) for k in BREAKDOWN_KEYS}
     base["ranks"] = ranks
-    base["layers"] = [_mean_rows(rows) for rows in zip(*(r["layers"] for r in results))]
+    per_rank = (result["layers"] for result in results)
+    base["layers"] = [_mean_rows(rows) for rows in zip(*per_rank, strict=True)]
     return _with_totals(base, iteration_ms, startup, breakdown)
 
 
@@ -185,7 +186,10 @@ def _layers(facts: RunFacts, analysis: Sequence[LayerAnalysis]) -> list[dict[str
     rows = []
     for index, cost in enumerate(analysis):
         row: dict[str, Any] = {"name": cost.name}
-        for phase, samples in (("forward", facts.layer_forward), ("backward", facts.layer_backward)):
+        for phase, samples in (
+            ("forward", facts.layer_forward),
+            ("backward", facts.layer_backward),
+        ):
             row.update(_time_stats(phase, [sample[index] for sample in samples]))
         row.update(
             forward_flops=cost.forward_flops,
@@ -249,7 +253,9 @@ def parse_result(raw: bytes) -> TrialResult:
 
 def _schema_problem(result: Mapping[str, Any]) -> str:
     if result.get("schema_version") != SCHEMA_VERSION:
-        return f"unsupported schema_version {result.get('schema_version')!r} (want {SCHEMA_VERSION})"
+        return (
+            f"unsupported schema_version {result.get('schema_version')!r} (want {SCHEMA_VERSION})"
+        )
     if result.get("status") not in ("ok", "oom", "error"):
         return f"unknown status {result.get('status')!r}"
     runtime = result.get("projected_job_seconds")

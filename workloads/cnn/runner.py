@@ -12,8 +12,8 @@ import contextlib
 import os
 import platform
 import resource
-import statistics
 import socket
+import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -32,7 +32,12 @@ from workloads.cnn.trainer import Iteration, Trainer
 
 __all__ = ["World", "classify_failure", "environment", "local_trainer", "profile_run"]
 
-_OOM_MARKS = ("out of memory", "can't allocate memory", "cannot allocate memory", "killed by signal")
+_OOM_MARKS = (
+    "out of memory",
+    "can't allocate memory",
+    "cannot allocate memory",
+    "killed by signal",
+)
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,9 @@ def environment(device: torch.device, world: World) -> dict[str, Any]:
 def _sampling(config: TrainConfig) -> Callable[[int], bool]:
     if not config.profile:
         return lambda index: False
-    return lambda index: index >= config.warmup and (index - config.warmup) % config.sample_every == 0
+    return lambda index: (
+        index >= config.warmup and (index - config.warmup) % config.sample_every == 0
+    )
 
 
 @contextlib.contextmanager

@@ -84,9 +84,10 @@ class Trainer:
         self._format = torch.channels_last if config.channels_last else torch.contiguous_format
         arch = config.architecture()
         torch.manual_seed(config.seed)
-        net = build_model(arch).to(device, memory_format=self._format)
+        net = build_model(arch).to(device, memory_format=self._format)  # type: ignore[call-overload]
         self.criterion = nn.CrossEntropyLoss()
         self.layer_names = [layer.name for layer in arch.layers] + ["loss"]
+        self.net = net
         self.model: nn.Module = net
         if world_size > 1:
             ids = [device.index] if device.type == "cuda" else None

@@ -29,7 +29,7 @@ _REMOTE_DIR = "/tmp/cherrypick"
 
 
 class CNNWorkload(Workload):
-    """Profiled CNN training (``python -m workloads.cnn.train``), under torchrun when distributed."""
+    """Profiled CNN training (``python -m workloads.cnn.train``), under torchrun if distributed."""
 
     name = "cnn"
     result_path = f"{_REMOTE_DIR}/result.json"
