@@ -1,0 +1,46 @@
+"""``cherrypick search FILE.yaml [--dry-run]``: run a search file, or resume a stored search."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from cherrypick.errors import InputError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", nargs="?", help="the search file (YAML); optional with --resume")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="run trials on the simulated provider, spend nothing"
+    )
+    parser.add_argument("--store", help="trial store path (default: the search file's 'store')")
+    parser.add_argument(
+        "--resume", metavar="STORE", help="continue the search stored in STORE (a killed search)"
+    )
+    parser.add_argument(
+        "--exhaustive",
+        action="store_true",
+        help="dry runs: also evaluate every candidate and report the true optimum",
+    )
+    parser.add_argument("--seed", type=int, help="override the search file's seed")
+    parser.add_argument("--parallel", type=int, help="override the search file's parallelism")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("--quiet", action="store_true", help="no per-trial lines on stderr")
+
+
+def run(args: argparse.Namespace) -> int:
+    from cherrypick._search_plan import prepare
+    from cherrypick.searching import format_summary, run_search, stderr_display
+
+    if args.exhaustive and not args.dry_run and not args.resume:
+        raise InputError("--exhaustive needs --dry-run (it runs every candidate)")
+    plan = prepare(args.file, args.resume, args.store, args.dry_run, args.seed, args.parallel)
+    result = run_search(
+        plan.spec,
+        dry_run=plan.dry_run,
+        store_path=plan.store_path,
+        display=None if args.quiet else stderr_display,
+        exhaustive=args.exhaustive,
+    )
+    print(json.dumps(result.to_json(), indent=2) if args.json else format_summary(result))
+    return 0

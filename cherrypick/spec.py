@@ -1,0 +1,147 @@
+"""The search file: one YAML document that says what to search for, validated with pydantic.
+
+Example (``configs/examples/`` ships complete ones)::
+
+    workload:
+      name: cnn
+      params: {model: alexnet, batch_size: 128, epochs: 30, dataset_size: 13000, classes: 10}
+    objective: {kind: cost, max_runtime_s: 7200}   # or {kind: runtime, max_cost_usd: 50}
+    filters: {providers: [aws, gcp], gpus: [A100, V100], max_nodes: 4, max_price_per_hour: 40}
+    budget: {max_trials: 20, max_search_usd: 100}
+    stop: {ei_fraction: 0.1, min_trials: 6}
+    parallel: 1
+
+Every mistake is reported as a :class:`~cherrypick.errors.ValidationError` naming the file and the
+field's path (``objective.max_runtime_s``), never as a pydantic traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import ValidationError as PydanticError
+
+from cherrypick.errors import InputError, ValidationError
+
+__all__ = [
+    "BudgetSpec",
+    "FilterSpec",
+    "ObjectiveSpec",
+    "SearchSpec",
+    "StopSpec",
+    "WorkloadSpec",
+    "load_spec",
+    "parse_spec",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WorkloadSpec(_Section):
+    """A registered workload by name and the parameters its factory validates."""
+
+    name: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ObjectiveSpec(_Section):
+    """Minimise ``cost`` (under ``max_runtime_s``) or ``runtime`` (under ``max_cost_usd``)."""
+
+    kind: Literal["cost", "runtime"] = "cost"
+    max_runtime_s: PositiveFloat | None = None
+    max_cost_usd: PositiveFloat | None = None
+
+
+class FilterSpec(_Section):
+    """Which catalog offerings and node counts the search may use (see ``CatalogFilter``)."""
+
+    providers: list[str] | None = None
+    regions: list[str] | None = None
+    gpus: list[str] | None = None
+    min_gpu_memory_gib: float | None = Field(default=None, ge=0)
+    max_nodes: PositiveInt = 4
+    max_price_per_hour: PositiveFloat | None = None
+
+
+class BudgetSpec(_Section):
+    """When to stop regardless of the model: trials run, dollars spent on trials."""
+
+    max_trials: PositiveInt = 20
+    max_search_usd: PositiveFloat | None = None
+
+
+class StopSpec(_Section):
+    """CherryPick's stop rule: best expected improvement below a fraction of the best value."""
+
+    ei_fraction: float = Field(default=0.10, ge=0)
+    min_trials: PositiveInt = 6
+
+
+class SearchSpec(_Section):
+    """A whole search. ``store`` is the trial store's path (relative to the working directory)."""
+
+    workload: WorkloadSpec
+    objective: ObjectiveSpec = Field(default_factory=ObjectiveSpec)
+    filters: FilterSpec = Field(default_factory=FilterSpec)
+    budget: BudgetSpec = Field(default_factory=BudgetSpec)
+    stop: StopSpec = Field(default_factory=StopSpec)
+    strategy: str = "cherrypick"
+    parallel: PositiveInt = 1
+    seed: int = Field(default=0, ge=0)
+    trial_timeout_s: PositiveFloat = 3600.0
+    store: str = "cherrypick-search.sqlite"
+
+    @model_validator(mode="after")
+    def _parallel_within_budget(self) -> SearchSpec:
+        if self.parallel > self.budget.max_trials:
+            raise ValueError(
+                f"parallel ({self.parallel}) exceeds budget.max_trials ({self.budget.max_trials})"
+            )
+        return self
+
+    def identity(self) -> dict[str, Any]:
+        """What a resumed search must share with the stored one: everything but the store path."""
+        return self.model_dump(mode="json", exclude={"store"})
+
+
+def parse_spec(data: Any, source: str = "search file") -> SearchSpec:
+    """Validate a parsed YAML document; the first error names its field path."""
+    if not isinstance(data, dict):
+        raise ValidationError(source, "expected a mapping with at least a 'workload' section")
+    try:
+        return SearchSpec.model_validate(data)
+    except PydanticError as exc:
+        first = exc.errors()[0]
+        path = ".".join(str(part) for part in first["loc"]) or None
+        raise ValidationError(source, _message(first), field=path) from None
+
+
+def _message(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown field (check its spelling)"
+    if error["type"] == "missing":
+        return "required field is missing"
+    if error["type"] == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")
+    return f"{error['msg']} (got {error.get('input')!r})"
+
+
+def load_spec(path: Path | str) -> SearchSpec:
+    """Read and validate a search file; unreadable or malformed YAML is an ``InputError``."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot read search file {source}: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = None if mark is None else mark.line + 1
+        raise ValidationError(source, f"not valid YAML: {exc}", line=line) from None
+    return parse_spec(data, source)
