@@ -1,0 +1,147 @@
+"""The simulated provider: determinism, capacity errors, machine lifecycle, trial answers."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pytest
+
+from cherrypick.catalog import CatalogFilter, load_catalog, load_gpus
+from cherrypick.errors import CapacityError, ProvisioningError, WorkloadError
+from providers.base import Candidate, TrialRun, provider_registry
+from providers.simulated import SimulatedProvider
+from workloads.base import TrialResult, Workload
+from workloads.cnn.workload import CNNWorkload
+
+GPUS = load_gpus()
+CANDIDATES = CatalogFilter(providers=["aws"], gpus=["T4", "A10G", "V100"], max_nodes=2).candidates(
+    load_catalog(["aws"], gpus=GPUS), GPUS
+)
+RESNET = CNNWorkload({"model": "resnet50", "batch_size": 64, "precision": "fp16"})
+
+
+class _NoModel(Workload):
+    name = "opaque"
+
+    def setup_commands(self) -> list[str]:
+        return []
+
+    def command(self, candidate: Candidate, node_rank: int, addr: str, port: int) -> str:
+        return "true"
+
+    def parse_result(self, raw: bytes) -> TrialResult:
+        return TrialResult("error", None)
+
+
+class _Estimated(_NoModel):
+    def estimate_runtime(self, candidate: Candidate) -> float | None:
+        return 1000.0 * candidate.nodes
+
+
+def run_all(provider: SimulatedProvider, candidates: Sequence[Candidate]) -> dict[str, TrialRun]:
+    return {c.key: provider.execute(c, [], RESNET, timeout_s=3600) for c in candidates}
+
+
+def test_same_seed_gives_same_results_in_any_order() -> None:
+    forward = run_all(SimulatedProvider(7, gpus=GPUS), CANDIDATES)
+    backward = run_all(SimulatedProvider(7, gpus=GPUS), list(reversed(CANDIDATES)))
+    assert forward == backward
+    fresh = SimulatedProvider(7, gpus=GPUS)
+    one = CANDIDATES[3]
+    assert fresh.execute(one, [], RESNET, 3600) == forward[one.key]
+
+
+def test_another_seed_gives_other_noise_around_the_model() -> None:
+    a, b = SimulatedProvider(1, gpus=GPUS), SimulatedProvider(2, gpus=GPUS)
+    factors = [(a.noise_factor(c), b.noise_factor(c)) for c in CANDIDATES]
+    assert all(x != y for x, y in factors)
+    logs = [math.log(x) for x, _ in factors]
+    assert max(abs(v) for v in logs) < 5 * 0.05  # sigma = 0.05
+    quiet = SimulatedProvider(1, gpus=GPUS, noise=0.0)
+    run = quiet.execute(CANDIDATES[0], [], RESNET, 3600)
+    assert (
+        run.result.runtime_s == quiet.predict(CANDIDATES[0], RESNET.simulation_profile()).runtime_s
+    )
+
+
+def test_ok_trial_has_result_json_shape_and_plausible_times() -> None:
+    provider = SimulatedProvider(gpus=GPUS, boot_s=(45.0, 150.0))
+    run = provider.execute(CANDIDATES[0], [], RESNET, 3600)
+    details = run.result.details
+    assert run.result.status == "ok" and details["simulated"] is True
+    assert details["projected_job_seconds"] == run.result.runtime_s
+    assert set(details["breakdown_ms"]) >= {"data", "h2d", "forward", "backward", "communication"}
+    assert [row["name"] for row in details["layers"]][-1] == "loss"
+    assert 45.0 <= run.boot_s <= 150.0 and run.setup_s >= 120.0
+    assert 0 < run.run_s < (run.result.runtime_s or 0)
+    assert details["throughput_images_s"] == pytest.approx(
+        details["job"]["global_batch"] * 1000 / details["iteration_ms"]
+    )
+
+
+def test_too_big_a_batch_is_an_oom_trial() -> None:
+    huge = CNNWorkload({"model": "vgg16", "batch_size": 1024, "precision": "fp32"})
+    t4 = next(c for c in CANDIDATES if c.offering.gpu == "T4")
+    result = SimulatedProvider(gpus=GPUS).execute(t4, [], huge, 3600).result
+    assert result.status == "oom" and result.runtime_s is None
+    assert "out of memory" in result.message
+
+
+def test_slow_trial_times_out() -> None:
+    t4 = next(c for c in CANDIDATES if c.offering.gpu == "T4")
+    run = SimulatedProvider(gpus=GPUS).execute(t4, [], RESNET, timeout_s=10)
+    assert run.result.status == "timeout" and run.run_s == 10
+
+
+def test_workload_estimate_is_used_with_noise() -> None:
+    provider = SimulatedProvider(3, gpus=GPUS)
+    two_nodes = next(c for c in CANDIDATES if c.nodes == 2)
+    run = provider.execute(two_nodes, [], _Estimated(), 3600)
+    assert run.result.runtime_s == pytest.approx(2000.0 * provider.noise_factor(two_nodes))
+
+
+def test_workload_without_a_model_cannot_be_simulated() -> None:
+    with pytest.raises(WorkloadError, match="cannot be simulated"):
+        SimulatedProvider(gpus=GPUS).execute(CANDIDATES[0], [], _NoModel(), 3600)
+
+
+def count_capacity_errors(provider: SimulatedProvider, attempts: int) -> int:
+    errors = 0
+    for candidate in CANDIDATES:
+        for _ in range(attempts):
+            try:
+                provider.launch(candidate, "t")
+            except CapacityError as exc:
+                assert exc.retryable and exc.region == candidate.offering.region
+                errors += 1
+    return errors
+
+
+def test_capacity_errors_come_at_the_configured_rate_deterministically() -> None:
+    total = len(CANDIDATES) * 20
+    errors = count_capacity_errors(SimulatedProvider(5, gpus=GPUS, capacity_error_rate=0.3), 20)
+    assert 0.2 * total < errors < 0.4 * total
+    again = count_capacity_errors(SimulatedProvider(5, gpus=GPUS, capacity_error_rate=0.3), 20)
+    assert again == errors
+    assert count_capacity_errors(SimulatedProvider(5, gpus=GPUS), 3) == 0
+
+
+def test_launch_list_wait_terminate_lifecycle() -> None:
+    provider = SimulatedProvider(gpus=GPUS)
+    two_nodes = next(c for c in CANDIDATES if c.nodes == 2)
+    instances = provider.launch(two_nodes, "search-1")
+    other = provider.launch(CANDIDATES[0], "search-2")
+    assert len(instances) == 2 and len({i.instance_id for i in instances}) == 2
+    assert instances == SimulatedProvider(gpus=GPUS).launch(two_nodes, "search-1")  # stable ids
+    provider.wait_until_reachable(instances, timeout_s=1)
+    assert set(provider.list_launched("search-1")) == set(instances)
+    provider.terminate(instances)
+    provider.terminate(instances)  # already gone: not an error
+    assert provider.list_launched("search-1") == [] and provider.list_launched("search-2") == other
+    with pytest.raises(ProvisioningError):
+        provider.wait_until_reachable(instances, timeout_s=1)
+
+
+def test_registered_by_name() -> None:
+    assert isinstance(provider_registry.create("simulated"), SimulatedProvider)
