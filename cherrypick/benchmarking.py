@@ -51,7 +51,10 @@ class BenchmarkResult:
         """Plain JSON data; a search that found nothing feasible has null (infinite) cost."""
 
         def clean(row: dict[str, Any]) -> dict[str, Any]:
-            return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
+            return {
+                k: None if isinstance(v, float) and not math.isfinite(v) else v
+                for k, v in row.items()
+            }
 
         return {"rows": [clean(r) for r in self.rows], "stop": [clean(r) for r in self.stop]}
 
@@ -97,7 +100,9 @@ def run_search(
             stop_at = n
     if stop_rule is not None and stop_at is None:
         stop_at = len(normalised)
-    return SearchTrace(workload.name, strategy, seed, np.array(normalised), np.array(spent), stop_at)
+    return SearchTrace(
+        workload.name, strategy, seed, np.array(normalised), np.array(spent), stop_at
+    )
 
 
 def _percentile(values: NDArray[np.float64], q: float) -> float:
@@ -117,14 +122,23 @@ def _summary(values: NDArray[np.float64]) -> dict[str, float]:
     }
 
 
-def _curve_rows(name: str, strategy: str, traces: list[SearchTrace], budget: int) -> list[dict[str, Any]]:
+def _curve_rows(
+    name: str, strategy: str, traces: list[SearchTrace], budget: int
+) -> list[dict[str, Any]]:
     rows = []
     for n in range(1, budget + 1):
         # A search that ran out of candidates keeps its final state.
         norm = np.array([t.normalised[min(n, len(t.normalised)) - 1] for t in traces])
         cost = np.array([t.search_cost[min(n, len(t.search_cost)) - 1] for t in traces])
-        rows.append({"workload": name, "strategy": strategy, "n": n, **_summary(norm),
-                     "search_cost": float(cost.mean())})
+        rows.append(
+            {
+                "workload": name,
+                "strategy": strategy,
+                "n": n,
+                **_summary(norm),
+                "search_cost": float(cost.mean()),
+            }
+        )
     return rows
 
 
@@ -145,7 +159,9 @@ def _stop_row(name: str, strategy: str, traces: list[SearchTrace]) -> dict[str, 
     }
 
 
-def _run_task(args: tuple[ReplayWorkload, str, int, int, float | None, StopRule | None]) -> SearchTrace:
+def _run_task(
+    args: tuple[ReplayWorkload, str, int, int, float | None, StopRule | None],
+) -> SearchTrace:
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1):
@@ -172,12 +188,16 @@ def benchmark(
     for w in workloads:
         deadline = max_runtime_for(w, feasible_fraction, max_runtime_s)
         w.optimum_cost(deadline)
-        tasks += [(w, s, seed, budget, deadline, stop_rule) for s in strategies for seed in range(seeds)]
+        tasks += [
+            (w, s, seed, budget, deadline, stop_rule) for s in strategies for seed in range(seeds)
+        ]
     traces = _map(tasks, jobs, progress)
     return _summarise(traces, strategies, [w.name for w in workloads], budget)
 
 
-def _map(tasks: list[Any], jobs: int | None, progress: Callable[[int, int], None] | None) -> list[SearchTrace]:
+def _map(
+    tasks: list[Any], jobs: int | None, progress: Callable[[int, int], None] | None
+) -> list[SearchTrace]:
     jobs = jobs or os.cpu_count() or 1
     done: list[SearchTrace] = []
     if jobs == 1:
@@ -226,4 +246,4 @@ def format_result(result: BenchmarkResult, print_n: set[int] | None = None) -> s
             text += "\n\nwith the stop rule\n"
             stop = pd.DataFrame(result.stop)
             text += stop.to_string(index=False, float_format=lambda v: f"{v:.3f}")
-    return text
+    return str(text)

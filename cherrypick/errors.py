@@ -98,7 +98,9 @@ class CapacityError(ProvisioningError):
 class WorkloadError(CherrypickError):
     """The workload exited badly on a machine."""
 
-    def __init__(self, message: str, *, returncode: int | None = None, stderr_tail: str = "") -> None:
+    def __init__(
+        self, message: str, *, returncode: int | None = None, stderr_tail: str = ""
+    ) -> None:
         self.returncode = returncode
         self.stderr_tail = stderr_tail
         super().__init__(message if returncode is None else f"{message} (exit code {returncode})")

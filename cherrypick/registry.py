@@ -1,7 +1,8 @@
 """Registries of named plugins (providers, workloads, strategies).
 
 Built-in entries are registered in code; third parties add theirs through the entry-point group
-named by the registry (``cherrypick.providers``, ``cherrypick.workloads``, ``cherrypick.strategies``).
+named by the registry (``cherrypick.providers``, ``cherrypick.workloads``,
+``cherrypick.strategies``).
 Entry points are loaded only when a name is not found among the built-ins, so start-up stays fast.
 """
 

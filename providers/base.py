@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Candidate", "Instance", "Offering", "Provider", "TrialRun", "provider_registry"]
 
+
 @dataclass(frozen=True)
 class Offering:
     """One VM type in one region, as a catalog lists it. Prices are on-demand $/h for one VM."""
@@ -137,4 +138,3 @@ class Provider(ABC):
 provider_registry: Registry[Provider] = Registry("provider", "cherrypick.providers")
 provider_registry.register_lazy("replay", "providers.replay:ReplayProvider")
 provider_registry.register_lazy("simulated", "providers.simulated:SimulatedProvider")
-

@@ -28,7 +28,14 @@ from providers.base import Candidate, Instance, Offering, Provider
 
 __all__ = ["ReplayProvider", "ReplayTable", "ReplayWorkload", "load_table", "select_workloads"]
 
-RESERVED = {"workload", "runtime_s", "completed", "price_per_node_hour", "price_per_hour", "cost_usd"}
+RESERVED = {
+    "workload",
+    "runtime_s",
+    "completed",
+    "price_per_node_hour",
+    "price_per_hour",
+    "cost_usd",
+}
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 
@@ -77,7 +84,9 @@ class ReplayTable:
         return [self.workloads[n] for n in names]
 
 
-def select_workloads(tables: Sequence[ReplayTable], names: Sequence[str] | None) -> list[ReplayWorkload]:
+def select_workloads(
+    tables: Sequence[ReplayTable], names: Sequence[str] | None
+) -> list[ReplayWorkload]:
     """Workloads of several tables together; a name must not appear in two tables."""
     merged: dict[str, ReplayWorkload] = {}
     for table in tables:
@@ -139,7 +148,10 @@ def _check_columns(source: str, header: list[str], line: int) -> None:
             raise ValidationError(source, "missing required column", line=line, field=column)
     if "price_per_hour" not in header and not {"price_per_node_hour", "nodes"} <= set(header):
         raise ValidationError(
-            source, "needs price_per_hour, or price_per_node_hour and nodes", line=line, field="price"
+            source,
+            "needs price_per_hour, or price_per_node_hour and nodes",
+            line=line,
+            field="price",
         )
 
 
@@ -153,7 +165,9 @@ def _number(source: str, row: _Row, column: str, *, positive: bool = False) -> f
         ) from None
     if not math.isfinite(value) or value < 0 or (positive and value == 0):
         expected = "a positive number" if positive else "a non-negative number"
-        raise ValidationError(source, f"expected {expected}, got '{raw}'", line=row.line, field=column)
+        raise ValidationError(
+            source, f"expected {expected}, got '{raw}'", line=row.line, field=column
+        )
     return value
 
 
@@ -171,7 +185,10 @@ def _completed(source: str, row: _Row) -> bool:
 def _workload(source: str, name: str, rows: list[_Row], features: list[str]) -> ReplayWorkload:
     done = np.array([_completed(source, r) for r in rows])
     runtime = np.array(
-        [_number(source, r, "runtime_s", positive=bool(ok)) for r, ok in zip(rows, done, strict=True)]
+        [
+            _number(source, r, "runtime_s", positive=bool(ok))
+            for r, ok in zip(rows, done, strict=True)
+        ]
     )
     price = np.array([_listed_price(source, r) for r in rows])
     if "cost_usd" in rows[0].values:

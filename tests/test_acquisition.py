@@ -39,7 +39,9 @@ def test_more_uncertainty_means_more_expected_improvement() -> None:
     assert np.all(np.diff(ei) > 0)
 
 
-@pytest.mark.parametrize(("mu", "sigma", "limit"), [(0.0, 0.5, 1.5), (3.0, 0.3, 10.0), (1.0, 2.0, 0.1)])
+@pytest.mark.parametrize(
+    ("mu", "sigma", "limit"), [(0.0, 0.5, 1.5), (3.0, 0.3, 10.0), (1.0, 2.0, 0.1)]
+)
 def test_probability_below_matches_lognormal_cdf(mu: float, sigma: float, limit: float) -> None:
     expected = stats.lognorm(s=sigma, scale=math.exp(mu)).cdf(limit)
     got = probability_below(np.array([mu]), np.array([sigma]), limit)[0]

@@ -44,19 +44,53 @@ def test_deadline_and_stop_rule(bundled_table: Path) -> None:
 def test_command_writes_json_and_table(bundled_table: Path, tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     out = tmp_path / "b.json"
     code = main(
-        ["benchmark", "--table", str(bundled_table), "--workload", "tpch", "--strategy", "random",
-         "--strategy", "cheapest", "--seeds", "3", "--budget", "5", "--feasible-fraction", "0.5",
-         "--stop-rule", "--jobs", "1", "--json", str(out)]
+        [
+            "benchmark",
+            "--table",
+            str(bundled_table),
+            "--workload",
+            "tpch",
+            "--strategy",
+            "random",
+            "--strategy",
+            "cheapest",
+            "--seeds",
+            "3",
+            "--budget",
+            "5",
+            "--feasible-fraction",
+            "0.5",
+            "--stop-rule",
+            "--jobs",
+            "1",
+            "--json",
+            str(out),
+        ]
     )
     assert code == 0
     data = json.loads(out.read_text())
     assert {r["strategy"] for r in data["rows"]} == {"random", "cheapest"}
     assert [r["n"] for r in data["rows"] if r["strategy"] == "random"] == [1, 2, 3, 4, 5]
     assert set(data["rows"][0]) == {
-        "workload", "strategy", "n", "median", "p90", "p95", "p_opt", "p_within_10", "search_cost"
+        "workload",
+        "strategy",
+        "n",
+        "median",
+        "p90",
+        "p95",
+        "p_opt",
+        "p_within_10",
+        "search_cost",
     }
     assert set(data["stop"][0]) == {
-        "workload", "strategy", "mean_trials", "median", "p90", "p_opt", "search_cost", "infeasible"
+        "workload",
+        "strategy",
+        "mean_trials",
+        "median",
+        "p90",
+        "p_opt",
+        "search_cost",
+        "infeasible",
     }
     printed = capsys.readouterr().out
     assert "normalised cost after N trials" in printed and "with the stop rule" in printed

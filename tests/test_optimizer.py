@@ -22,7 +22,7 @@ from cherrypick.optimizer import (
 def _cluster_problem(objective: Objective | None = None) -> tuple[Problem, np.ndarray]:
     """Nodes 1..12 of three VM sizes: runtime = 200 + 3600 / (nodes x cores); price ~ size."""
     rows, runtimes = [], []
-    for cores, price in [(2, 0.1), (4, 0.19), (8, 0.4)]:
+    for cores in (2, 4, 8):
         for nodes in range(1, 13):
             rows.append([math.log(nodes), math.log(cores), math.log(nodes * cores)])
             runtimes.append(200.0 + 36000.0 / (nodes * cores))
@@ -63,7 +63,9 @@ def test_runtime_objective_with_cost_limit() -> None:
     problem, runtimes = _cluster_problem()
     costs = problem.price_per_hour * runtimes / 3600
     limit = float(np.quantile(costs, 0.5))
-    problem = Problem(problem.features, problem.price_per_hour, Objective("runtime", max_cost_usd=limit))
+    problem = Problem(
+        problem.features, problem.price_per_hour, Objective("runtime", max_cost_usd=limit)
+    )
     search = make_strategy("cherrypick", problem, seed=2)
     _run(search, runtimes, 12)
     best = search.best()

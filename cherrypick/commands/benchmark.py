@@ -14,11 +14,17 @@ from providers.replay import load_table, select_workloads
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--table", required=True, type=Path, action="append", help="CSV of measured runs (repeatable)"
+        "--table",
+        required=True,
+        type=Path,
+        action="append",
+        help="CSV of measured runs (repeatable)",
     )
     parser.add_argument("--workload", action="append", help="workload(s) to use (default: all)")
     parser.add_argument(
-        "--strategy", action="append", help="strategy name, repeatable (default: cherrypick, random)"
+        "--strategy",
+        action="append",
+        help="strategy name, repeatable (default: cherrypick, random)",
     )
     parser.add_argument("--seeds", type=int, default=50, help="searches per workload (default 50)")
     parser.add_argument("--budget", type=int, default=30, help="trials per search (default 30)")

@@ -25,7 +25,7 @@ def expected_improvement(mu: FloatArray, sigma: FloatArray, best: float) -> Floa
     sigma = np.maximum(sigma, _TINY)
     z = (np.log(best) - mu) / sigma
     ei = best * ndtr(z) - np.exp(mu + 0.5 * sigma**2) * ndtr(z - sigma)
-    return np.maximum(ei, 0.0)
+    return np.asarray(np.maximum(ei, 0.0), dtype=np.float64)
 
 
 def probability_below(mu: FloatArray, sigma: FloatArray, limit: float) -> FloatArray:

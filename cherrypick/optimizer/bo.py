@@ -84,7 +84,8 @@ class BayesianStrategy(Strategy):
         self.x = scale_features(problem.features)
         dims = self.x.shape[1]
         self.models = {
-            t: GaussianProcess(dims, seed, linear=cfg.linear_trend, ard=cfg.ard) for t in cfg.targets
+            t: GaussianProcess(dims, seed, linear=cfg.linear_trend, ard=cfg.ard)
+            for t in cfg.targets
         }
         self._design = self._initial_design(seed)
         self._cache: tuple[int, Scores] | None = None
@@ -127,7 +128,7 @@ class BayesianStrategy(Strategy):
         """Indices and their log cost: measured, failed (imputed as slow) and fantasised."""
         ok = [o for o in self.observations.values() if o.ok]
         idx = [o.index for o in ok]
-        log_cost = [math.log(float(o.cost_usd)) for o in ok]
+        log_cost = [math.log(o.cost_usd or 0.0) for o in ok]  # tell() sets it when ok
         runtime = np.array(log_cost) - self.log_rate[idx]
         failed = [o.index for o in self.observations.values() if not o.ok]
         slow = float(runtime.max()) + self.config.failure_penalty
@@ -181,7 +182,9 @@ class BayesianStrategy(Strategy):
             log_value, log_limited, limit = log_cost, log_runtime, objective.max_runtime_s
         else:
             log_value, log_limited, limit = log_runtime, log_cost, objective.max_cost_usd
-        p_ok = np.ones_like(sigma) if limit is None else probability_below(log_limited, sigma, limit)
+        p_ok = (
+            np.ones_like(sigma) if limit is None else probability_below(log_limited, sigma, limit)
+        )
         best = self.best()
         if best is None:
             return p_ok
