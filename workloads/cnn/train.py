@@ -39,7 +39,11 @@ EXIT_CODES = {"ok": 0, "config": 2, "oom": 3, "error": 4}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workloads.cnn.train", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m workloads.cnn.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_config_arguments(parser)
     parser.add_argument("--output", default="result.json", help="where to write the result JSON")
     args = parser.parse_args(argv)
