@@ -1,0 +1,113 @@
+"""How close dry-run searches come to the true optimum: ``python -m cherrypick._dryrun_bench``.
+
+For each bundled example (AlexNet, VGG-11, ResNet-50) and each deadline at which 30%, 50% and 80%
+of the candidates that run are feasible, it runs one search per seed on the simulator, in-process,
+and evaluates every candidate under the same seed (the simulator's noise is fixed per seed and
+candidate, so the search sees the values the sweep does). It prints, per case and pooled: the
+share of searches within 5% of the optimum, the median trials, and how many searches recommended
+an infeasible configuration (or nothing) although they had tried a feasible one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+
+from cherrypick._search_setup import build_candidates, build_providers, build_workload, runtime_of
+from cherrypick.searching import run_search
+from cherrypick.spec import SearchSpec, load_spec, parse_spec
+
+__all__ = ["Outcome", "main", "run_case"]
+
+EXAMPLES = ("alexnet-10class", "vgg11-10class", "resnet50-imagenet")
+FRACTIONS = (0.3, 0.5, 0.8)
+WITHIN = 0.05
+
+
+@dataclass(frozen=True)
+class Outcome:
+    example: str
+    fraction: float
+    seed: int
+    gap: float | None
+    trials: int
+    bad_recommendation: bool
+
+
+def _example(name: str) -> SearchSpec:
+    return load_spec(str(files("configs") / "examples" / f"{name}.yaml"))
+
+
+def _deadline(spec: SearchSpec, fraction: float) -> float:
+    """The deadline at which ``fraction`` of the candidates that run finish in time."""
+    candidates = build_candidates(spec)
+    workload = build_workload(spec)
+    providers = build_providers(candidates, True, spec.seed)
+    runtimes = [runtime_of(c, workload, providers, spec.trial_timeout_s) for c in candidates]
+    finished = np.array([r for r in runtimes if r is not None])
+    return float(np.quantile(finished, fraction))
+
+
+def run_case(example: str, fraction: float, seed: int, stop: dict[str, float]) -> Outcome:
+    base = _example(example).model_dump(mode="json")
+    base["seed"] = seed
+    base["stop"].update(stop)
+    deadline = _deadline(parse_spec(base), fraction)
+    base["objective"] = {"kind": "cost", "max_runtime_s": deadline}
+    spec = parse_spec(base)
+    with tempfile.TemporaryDirectory() as scratch:
+        result = run_search(
+            spec, dry_run=True, store_path=Path(scratch) / "s.sqlite", exhaustive=True
+        )
+    tried_feasible = any(
+        r.status == "ok" and r.runtime_s is not None and r.runtime_s <= deadline
+        for r in result.rows
+    )
+    rec = result.recommendation
+    bad = tried_feasible and (rec is None or rec.runtime_s > deadline)
+    return Outcome(example, fraction, seed, result.gap, result.trials_used, bad)
+
+
+def _summary(label: str, outcomes: list[Outcome]) -> str:
+    close = sum(o.gap is not None and o.gap <= WITHIN for o in outcomes)
+    median = statistics.median(o.trials for o in outcomes)
+    bad = sum(o.bad_recommendation for o in outcomes)
+    return (
+        f"{label:<28} searches {len(outcomes):>4}  within {WITHIN:.0%}: "
+        f"{close / len(outcomes):6.1%}  median trials {median:4.1f}  infeasible recs {bad}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cherrypick._dryrun_bench")
+    parser.add_argument("--seeds", type=int, default=30)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--ei-fraction", type=float, help="override the examples' stop rule")
+    parser.add_argument("--min-trials", type=int, help="override the examples' stop rule")
+    args = parser.parse_args(argv)
+    stop = {
+        k: v
+        for k, v in (("ei_fraction", args.ei_fraction), ("min_trials", args.min_trials))
+        if v is not None
+    }
+    cases = [(e, f, s) for e in EXAMPLES for f in FRACTIONS for s in range(args.seeds)]
+    with ProcessPoolExecutor(args.workers) as pool:
+        futures = [pool.submit(run_case, e, f, s, stop) for e, f, s in cases]
+        outcomes = [future.result() for future in futures]
+    for example in EXAMPLES:
+        for fraction in FRACTIONS:
+            chosen = [o for o in outcomes if o.example == example and o.fraction == fraction]
+            print(_summary(f"{example} {fraction:.0%} feasible", chosen), flush=True)
+    print(_summary("pooled", outcomes))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

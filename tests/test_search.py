@@ -1,0 +1,170 @@
+"""The search loop on the real simulated provider: results, store, parallel batches, failures,
+Ctrl-C, and the Python API with a custom workload."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cherrypick.api import search
+from cherrypick.cli import main
+from cherrypick.errors import SearchInterrupted
+from cherrypick.store import TrialStore
+from providers.base import Candidate, Instance, TrialRun
+from providers.simulated import SimulatedProvider
+from workloads.base import TrialResult, Workload
+
+SMALL = {"providers": ["aws"], "max_nodes": 2}
+
+
+class Steps(Workload):
+    """A custom workload: 10 GPU-hours of work that scales perfectly, for dry runs."""
+
+    name = "steps"
+
+    def __init__(self, interrupt_after: int | None = None) -> None:
+        self.calls = 0
+        self.interrupt_after = interrupt_after
+
+    def setup_commands(self) -> list[str]:
+        return ["true"]
+
+    def command(
+        self, candidate: Candidate, node_rank: int, master_addr: str, master_port: int
+    ) -> str:
+        return "echo 1"
+
+    def parse_result(self, raw: bytes) -> TrialResult:
+        return TrialResult("ok", float(raw))
+
+    def estimate_runtime(self, candidate: Candidate) -> float:
+        self.calls += 1
+        if self.interrupt_after is not None and self.calls > self.interrupt_after:
+            raise KeyboardInterrupt
+        return 36000.0 / candidate.total_gpus
+
+
+def _write_spec(tmp_path: Path, **extra: object) -> Path:
+    spec = {
+        "workload": {
+            "name": "cnn",
+            "params": {"model": "alexnet", "epochs": 30, "dataset_size": 13000, "classes": 10},
+        },
+        "objective": {"kind": "cost", "max_runtime_s": 900},
+        "filters": SMALL,
+        "budget": {"max_trials": 10},
+        **extra,
+    }
+    path = tmp_path / "search.yaml"
+    path.write_text(json.dumps(spec))  # JSON is YAML
+    return path
+
+
+def test_dry_run_search_recommends_and_stores(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "s.sqlite"
+    code = main(["search", str(_write_spec(tmp_path)), "--dry-run", "--json", "--exhaustive",
+                 "--store", str(store)])  # fmt: skip
+    out = capsys.readouterr()
+    assert code == 0
+    result = json.loads(out.out)
+    rec = result["recommendation"]
+    assert {"provider", "instance_type", "gpu", "gpus_per_node", "nodes"} <= rec.keys()
+    assert rec["runtime_s"] <= 900 and rec["cost_usd"] > 0
+    assert 1 <= result["trials_used"] <= 10 and result["search_cost_usd"] > 0
+    assert result["optimum"]["cost_usd"] <= rec["cost_usd"] + 1e-9 and result["gap"] >= 0
+    assert out.err.count("trial ") >= result["trials_used"]
+    with TrialStore(store, create=False) as opened:
+        assert opened.status() == "finished"
+        assert len(opened.finished_trials()) == result["trials_used"]
+        assert opened.result()["recommendation"]["trial_id"] == rec["trial_id"]  # type: ignore[index]
+        assert opened.live_instances() == []
+
+
+def test_existing_store_needs_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec, store = _write_spec(tmp_path), str(tmp_path / "s.sqlite")
+    assert main(["search", str(spec), "--dry-run", "--quiet", "--store", store]) == 0
+    assert main(["search", str(spec), "--dry-run", "--quiet", "--store", store]) == 2
+    assert f"--resume {store}" in capsys.readouterr().err
+
+
+def test_custom_workload_through_the_api(tmp_path: Path) -> None:
+    result = search(Steps(), "cost", max_runtime_s=3 * 3600, providers=["gcp"], max_trials=8)
+    rec = result.recommendation
+    assert rec is not None and rec.runtime_s <= 3 * 3600
+    assert isinstance(result.trials, pd.DataFrame) and len(result.trials) == result.trials_used
+    assert result.trials["feasible"].any()
+    assert result.to_json()["recommendation"]["nodes"] == rec.nodes
+
+
+class BarrierProvider(SimulatedProvider):
+    """Trials wait for each other: a batch that is not run in parallel breaks the barrier."""
+
+    def __init__(self, parties: int) -> None:
+        super().__init__(0)
+        self.barrier = threading.Barrier(parties, timeout=10)
+        self.keys: list[str] = []
+
+    def execute(
+        self,
+        candidate: Candidate,
+        instances: Sequence[Instance],
+        workload: Workload,
+        timeout_s: float,
+    ) -> TrialRun:
+        self.keys.append(candidate.key)
+        self.barrier.wait()
+        return super().execute(candidate, instances, workload, timeout_s)
+
+
+def test_parallel_runs_k_distinct_trials_at_once() -> None:
+    provider = BarrierProvider(3)
+    result = search(Steps(), "cost", provider=provider, providers=["gcp"], parallel=3, max_trials=9)
+    assert result.trials_used == 9
+    assert len(set(provider.keys)) == 9
+    assert provider.list_launched("anything") == []
+
+
+class SmallGpusFail(SimulatedProvider):
+    """Every GPU under 40 GiB runs out of memory (the cheap ones)."""
+
+    def execute(
+        self,
+        candidate: Candidate,
+        instances: Sequence[Instance],
+        workload: Workload,
+        timeout_s: float,
+    ) -> TrialRun:
+        if candidate.offering.gpu_memory_gib < 40:
+            return TrialRun(TrialResult("oom", None, message="out of memory"), 60.0, 60.0, 10.0)
+        return super().execute(candidate, instances, workload, timeout_s)
+
+
+def test_failed_trials_are_never_recommended() -> None:
+    result = search(Steps(), "cost", provider=SmallGpusFail(1), providers=["aws"], max_trials=12)
+    trials = result.trials
+    assert (trials["status"] == "oom").any()
+    rec = result.recommendation
+    assert rec is not None and rec.gpu in {"A100", "A100-80GB", "H100", "H200", "L40S"}
+    oom_ids = set(trials.loc[trials["status"] == "oom", "trial_id"])
+    assert all(c.trial_id not in oom_ids for c in (rec, *result.runners_up))
+
+
+def test_ctrl_c_terminates_and_marks_interrupted(tmp_path: Path) -> None:
+    provider = SimulatedProvider(0)
+    store = tmp_path / "s.sqlite"
+    with pytest.raises(SearchInterrupted) as caught:
+        search(Steps(interrupt_after=4), provider=provider, providers=["aws"], store=store)
+    assert caught.value.exit_code == 130
+    with TrialStore(store, create=False) as opened:
+        assert opened.status() == "interrupted"
+        assert len(opened.finished_trials()) == 4
+        assert opened.live_instances() == []
+        assert len(opened.instances()) > 0
+    assert provider._running == {}
