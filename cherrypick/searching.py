@@ -102,6 +102,10 @@ class Search:
                 f"search interrupted after {progress.trials} trials; machines terminated, resume"
                 f" with --resume {self.store.path}"
             ) from None
+        except Exception:
+            self._terminate_all()
+            self.store.finish("failed", None)
+            raise
         finally:
             self._terminate_all()
         result = self._result(strategy, progress, reason)
@@ -175,7 +179,8 @@ class Search:
             return
         c = outcome.candidate
         config = (
-            f"{c['provider']} {c['instance_type']} ({c['gpus_per_node']}x{c['gpu']}) x{c['nodes']}"
+            f"{c['provider']} {c['region']} {c['instance_type']}"
+            f" ({c['gpus_per_node']}x{c['gpu']}) x{c['nodes']}"
         )
         measured = (
             f"{format_duration(outcome.runtime_s)} ${outcome.cost_usd:,.2f}"
@@ -189,7 +194,7 @@ class Search:
             else f"${best.cost_usd:,.2f} {format_duration(best.runtime_s)}"
         )
         self.display(
-            f"trial {outcome.trial_id:>3}  {config:<48} {outcome.status:<9} {measured:<22}"
+            f"trial {outcome.trial_id:>3}  {config:<60} {outcome.status:<9} {measured:<22}"
             f" best {best_text}  (spent ${progress.spend:,.2f})"
         )
 
