@@ -12,7 +12,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from cherrypick.cli import main
 from cherrypick.store import TrialStore
+from workloads.base import workload_registry
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -90,18 +94,25 @@ def _kill_after(args: list[str], store: Path, trials: int) -> None:
         process.wait()
 
 
-def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path: Path) -> None:
+def _run_here(
+    args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> dict[str, object]:
+    # Registered for this test only: the registry has no public way to forget a name.
+    monkeypatch.setitem(workload_registry._factories, "slow", Slow)
+    assert main(args) == 0
+    result: dict[str, object] = json.loads(capsys.readouterr().out)
+    return result
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     spec = _spec(tmp_path)
-    whole = _run(
-        [
-            "search",
-            str(spec),
-            "--dry-run",
-            "--json",
-            "--quiet",
-            "--store",
-            str(tmp_path / "whole.sqlite"),
-        ]
+    whole_store = str(tmp_path / "whole.sqlite")
+    whole = _run_here(
+        ["search", str(spec), "--dry-run", "--json", "--quiet", "--store", whole_store],
+        capsys,
+        monkeypatch,
     )
 
     store = tmp_path / "killed.sqlite"
