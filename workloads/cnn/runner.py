@@ -42,6 +42,8 @@ _OOM_MARKS = (
 
 @dataclass(frozen=True)
 class World:
+    """This process's place in a torchrun job (one process: rank 0 of 1)."""
+
     rank: int = 0
     local_rank: int = 0
     size: int = 1
@@ -60,9 +62,9 @@ def profile_run(
         env = environment(device, world)
         try:
             result = _train(config, world, device, env, when)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a result
-            if isinstance(exc, InputError):
-                raise
+        except InputError:
+            raise
+        except Exception as exc:  # every other failure becomes a result: oom or error
             return failure(*classify_failure(exc), config.to_dict(), env)
         if world.size == 1:
             return result
