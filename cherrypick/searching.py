@@ -28,6 +28,7 @@ from cherrypick._search_setup import (
     build_problem,
     build_providers,
     build_workload,
+    cheapest_per_hardware,
     evaluate_all,
     objective_of,
     search_tag,
@@ -284,7 +285,8 @@ def run_search(
     identity = {**spec.identity(), "dry_run": dry_run}
     path = Path(store_path if store_path is not None else spec.store)
     with TrialStore(path) as store:
-        result = Search(spec, candidates, job, clouds, store, display, identity).run()
+        space = cheapest_per_hardware(candidates)
+        result = Search(spec, space, job, clouds, store, display, identity).run()
     if not exhaustive:
         return result
     optimum = evaluate_all(candidates, job, clouds, result.objective, spec.trial_timeout_s, display)
