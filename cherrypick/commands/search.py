@@ -32,9 +32,9 @@ def run(args: argparse.Namespace) -> int:
     from cherrypick._search_plan import prepare
     from cherrypick.searching import format_summary, run_search, stderr_display
 
-    if args.exhaustive and not args.dry_run and not args.resume:
-        raise InputError("--exhaustive needs --dry-run (it runs every candidate)")
     plan = prepare(args.file, args.resume, args.store, args.dry_run, args.seed, args.parallel)
+    if args.exhaustive and not plan.dry_run:
+        raise InputError("--exhaustive needs a dry run (it runs every candidate)")
     result = run_search(
         plan.spec,
         dry_run=plan.dry_run,
