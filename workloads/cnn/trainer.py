@@ -91,9 +91,9 @@ class Trainer:
         self.model: nn.Module = net
         if world_size > 1:
             ids = [device.index] if device.type == "cuda" else None
-            # Buffers are not broadcast before each forward: that would put communication
-            # inside the forward pass, outside every layer.
-            self.model = DistributedDataParallel(net, device_ids=ids, broadcast_buffers=False)
+            # Buffers (BatchNorm statistics) are synced once, not before each forward: that
+            # would put communication inside the forward pass, outside every layer.
+            self.model = DistributedDataParallel(net, device_ids=ids, forward_sync_buffers=False)
         self.optimizer = torch.optim.SGD(net.parameters(), lr=config.lr, momentum=config.momentum)
         self.scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
         self.clock = clock_for(device)
