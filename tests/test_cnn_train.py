@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import resource
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +15,7 @@ import pytest
 from workloads.cnn.result import BREAKDOWN_KEYS
 from workloads.cnn.train import EXIT_CODES, main
 
+ROOT = Path(__file__).resolve().parents[1]
 TINY = [
     "--image-size",
     "32",
@@ -93,9 +98,20 @@ def test_fp16_on_cpu_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_out_of_host_memory_exits_3_with_an_oom_result(tmp_path: Path) -> None:
-    # Weights of several terabytes: the allocator refuses them at once.
-    code, result = _train(tmp_path, "--model", "vgg11", "--width", "2000")
-    assert code == EXIT_CODES["oom"] == 3
+    # Weights of several terabytes, in a process whose address space is capped: the allocator
+    # refuses them at once, whatever the kernel's overcommit policy.
+    output = tmp_path / "result.json"
+    command = [sys.executable, "-m", "workloads.cnn.train", *TINY, "--model", "vgg11"]
+    done = subprocess.run(
+        [*command, "--width", "2000", "--output", str(output)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (16 << 30, 16 << 30)),
+        capture_output=True,
+        timeout=120,
+    )
+    result = json.loads(output.read_text())
+    assert done.returncode == EXIT_CODES["oom"] == 3
     assert result["status"] == "oom" and "allocate" in result["message"]
 
 
