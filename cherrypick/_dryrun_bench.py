@@ -79,9 +79,12 @@ def _summary(label: str, outcomes: list[Outcome]) -> str:
     close = sum(o.gap is not None and o.gap <= WITHIN for o in outcomes)
     median = statistics.median(o.trials for o in outcomes)
     bad = sum(o.bad_recommendation for o in outcomes)
+    gaps = [o.gap for o in outcomes if o.gap is not None]
+    gap = f"{statistics.median(gaps):6.1%}" if gaps else "   n/a"
     return (
-        f"{label:<28} searches {len(outcomes):>4}  within {WITHIN:.0%}: "
-        f"{close / len(outcomes):6.1%}  median trials {median:4.1f}  infeasible recs {bad}"
+        f"{label:<30} searches {len(outcomes):>4}  within {WITHIN:.0%}: "
+        f"{close / len(outcomes):6.1%}  median gap {gap}  median trials {median:4.1f}"
+        f"  infeasible recs {bad}"
     )
 
 
