@@ -47,8 +47,10 @@ __all__ = [
 
 FEATURE_NAMES = (
     "log2_total_fp16_tflops",
+    "log2_total_tf32_tflops",
     "log2_total_fp32_tflops",
     "log2_gpu_memory_bandwidth_gbs",
+    "log2_total_memory_bandwidth_gbs",
     "log2_gpu_memory_gib",
     "log2_gpus_per_node",
     "log2_nodes",
@@ -173,8 +175,11 @@ def _features(candidate: Candidate, gpus: Mapping[str, GpuSpec]) -> list[float]:
     spec, total = gpus[o.gpu], candidate.total_gpus
     return [
         math.log2(spec.half_precision_tflops * total),
+        # fp32 training runs on TF32 tensor cores where a GPU has them (PyTorch's cuDNN default).
+        math.log2((spec.tf32_tflops or spec.fp32_tflops) * total),
         math.log2(spec.fp32_tflops * total),
         math.log2(spec.memory_bandwidth_gbs),
+        math.log2(spec.memory_bandwidth_gbs * total),
         math.log2(o.gpu_memory_gib),
         math.log2(o.gpus_per_node),
         math.log2(candidate.nodes),

@@ -138,8 +138,15 @@ class SimulatedProvider(Provider):
         return predict(candidate, profile, spec, parts)
 
     def noise_factor(self, candidate: Candidate) -> float:
-        """The candidate's multiplicative noise: lognormal, median 1, sigma ``noise``."""
-        return float(math.exp(self.noise * self._rng(candidate, "noise").standard_normal()))
+        """The candidate's multiplicative noise: lognormal, median 1, sigma ``noise``.
+
+        Keyed by the hardware (provider, instance type, nodes), not the region: the same machines
+        run the same in every region, so a region differs only by its price.
+        """
+        o = candidate.offering
+        hardware = f"{o.provider}/{o.instance_type}x{candidate.nodes}"
+        rng = np.random.default_rng(_stable_seed(self.seed, hardware, "noise", 0))
+        return float(math.exp(self.noise * rng.standard_normal()))
 
     def _rng(self, candidate: Candidate, purpose: str, attempt: int = 0) -> np.random.Generator:
         return np.random.default_rng(_stable_seed(self.seed, candidate.key, purpose, attempt))

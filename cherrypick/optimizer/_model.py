@@ -11,7 +11,6 @@ import warnings
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.linalg import cho_solve
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from skopt.learning import GaussianProcessRegressor
@@ -26,7 +25,6 @@ from skopt.learning.gaussian_process.kernels import (
 __all__ = ["GaussianProcess", "scale_features"]
 
 FloatArray = NDArray[np.float64]
-_MAX_SCALE = 10.0
 
 
 def scale_features(features: FloatArray) -> FloatArray:
@@ -62,14 +60,11 @@ class GaussianProcess:
         linear: bool = False,
         ard: bool = True,
         restarts: int = 1,
-        calibrate: bool = True,
     ) -> None:
         self._kernel = _kernel(dims, linear, ard)
         self._seed = seed
         self._restarts = restarts
-        self._calibrate = calibrate
         self._gp: GaussianProcessRegressor | None = None
-        self.std_scale = 1.0
 
     def fit(self, x: FloatArray, y: FloatArray, optimise: bool = True) -> None:
         gp = GaussianProcessRegressor(
@@ -85,7 +80,6 @@ class GaussianProcess:
         if optimise:
             self._kernel = clone(gp.kernel_)
             self._restarts = 0  # later fits start from this optimum
-            self.std_scale = _loo_scale(gp) if self._calibrate else 1.0
         self._gp = gp
 
     def log_evidence(self) -> float:
@@ -98,20 +92,4 @@ class GaussianProcess:
     def predict(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
         assert self._gp is not None, "fit() first"
         mu, std = self._gp.predict(x, return_std=True)
-        return np.asarray(mu, dtype=np.float64), np.asarray(std * self.std_scale, dtype=np.float64)
-
-
-def _loo_scale(gp: GaussianProcessRegressor) -> float:
-    """How much wider the predictive spread must be to match the leave-one-out errors.
-
-    Maximum-likelihood hyperparameters from a handful of points are overconfident. The GP's
-    leave-one-out residuals have a closed form (Rasmussen & Williams, eq. 5.12): with K^-1 y = a,
-    the standardised residual of point i is a_i / sqrt([K^-1]_ii). Their RMS is 1 for a calibrated
-    model; when it is larger we widen every predictive standard deviation by it.
-    """
-    n = len(gp.alpha_)
-    if n < 3:
-        return 1.0
-    k_inv = cho_solve((gp.L_, True), np.eye(n))
-    z = np.ravel(gp.alpha_) / np.sqrt(np.maximum(np.diag(k_inv), 1e-12))
-    return float(np.clip(np.sqrt(np.mean(z**2)), 1.0, _MAX_SCALE))
+        return np.asarray(mu, dtype=np.float64), np.asarray(std, dtype=np.float64)

@@ -61,11 +61,21 @@ class BOConfig:
 
 @dataclass(frozen=True)
 class Scores:
-    """Acquisition values of the untried candidates, best first, with the predicted log cost."""
+    """Acquisition values of the untried candidates, best first, with the models' (averaged)
+    predicted log cost and its standard deviation before calibration."""
 
     indices: IntArray
     values: FloatArray
     log_cost: FloatArray
+    sigma: FloatArray
+
+    def forecast(self, index: int) -> tuple[float, float] | None:
+        where = np.flatnonzero(self.indices == index)
+        return (
+            None
+            if len(where) == 0
+            else (float(self.log_cost[where[0]]), float(self.sigma[where[0]]))
+        )
 
 
 class BayesianStrategy(Strategy):
@@ -89,6 +99,8 @@ class BayesianStrategy(Strategy):
         }
         self._design = self._initial_design(seed)
         self._cache: tuple[int, Scores] | None = None
+        self._forecasts: dict[int, tuple[float, float]] = {}
+        self._errors: list[float] = []
 
     def _initial_design(self, seed: int) -> list[int]:
         k = min(self.config.n_initial, self.problem.size)
@@ -115,7 +127,38 @@ class BayesianStrategy(Strategy):
             pick = int(scores.indices[0])
             chosen.append(pick)
             fantasies[pick] = float(scores.log_cost[0])
+            self._forecasts[pick] = (float(scores.log_cost[0]), float(scores.sigma[0]))
         return chosen
+
+    def tell(self, observation: Observation) -> None:
+        forecast = self._forecast(observation)
+        super().tell(observation)
+        if forecast is not None and observation.cost_usd:
+            mu, sigma = forecast
+            self._errors.append((math.log(observation.cost_usd) - mu) / max(sigma, 1e-9))
+
+    def _forecast(self, observation: Observation) -> tuple[float, float] | None:
+        """What the model predicted for a model-chosen trial before it ran. A search resumed by
+        replaying tell() alone recomputes it from the same earlier observations."""
+        i = observation.index
+        if not observation.ok or i in self._design or not self._has_completed():
+            return None
+        if i in self._forecasts:
+            return self._forecasts.pop(i)
+        return self.scores().forecast(i)
+
+    def spread(self) -> float:
+        """How much wider than the models' own the predictive spread must be.
+
+        Maximum-likelihood fits on a handful of points are overconfident, and most so on the
+        candidates the acquisition picks. Each model-chosen trial is a forecast we can check: the
+        root mean square of its standardised errors (with one prior error of 1) widens every
+        prediction, never narrows it. A model that keeps being surprised keeps exploring instead of
+        stopping, and one that predicts well is left as it is.
+        """
+        return max(
+            1.0, math.sqrt((1.0 + sum(z * z for z in self._errors)) / (1 + len(self._errors)))
+        )
 
     def _random_fill(self, k: int, taken: list[int]) -> list[int]:
         pool = np.setdiff1d(self.untried(), taken)
@@ -144,24 +187,29 @@ class BayesianStrategy(Strategy):
             return self._cache[1]
         idx, log_cost = self._training_data(fantasies)
         cand = np.setdiff1d(self.untried(), list(fantasies))
-        evidence, values, means = [], [], []
+        evidence, values, means, sigmas = [], [], [], []
+        spread = self.spread()
         for target, model in self.models.items():
             shift = self.log_rate[idx] if target == "runtime" else 0.0
             model.fit(self.x[idx], log_cost - shift, optimise=not fantasies)
             mu, sigma = model.predict(self.x[cand])
             mu_cost = mu + (self.log_rate[cand] if target == "runtime" else 0.0)
-            values.append(self._acquisition(mu_cost, mu_cost - self.log_rate[cand], sigma))
+            runtime = mu_cost - self.log_rate[cand]
+            values.append(self._acquisition(mu_cost, runtime, sigma * spread))
             means.append(mu_cost)
+            sigmas.append(sigma)
             evidence.append(model.log_evidence())
         weights = self._weights(np.array(evidence))
         mean = weights @ np.array(means)
+        mixed = weights @ (np.array(sigmas) ** 2 + np.array(means) ** 2) - mean**2
+        sigma_mix = np.sqrt(np.maximum(mixed, 0.0))
         if self.config.weighting == "max":
             value = np.max(values, axis=0)
         else:
             value = weights @ np.array(values)
         tie_break = mean if self.problem.objective.kind == "cost" else mean - self.log_rate[cand]
         order = np.lexsort((tie_break, -value))
-        scores = Scores(cand[order], value[order], mean[order])
+        scores = Scores(cand[order], value[order], mean[order], sigma_mix[order])
         if not fantasies:
             self._cache = (version, scores)
         return scores
