@@ -30,7 +30,7 @@ from scipy.stats import qmc
 from cherrypick.errors import InputError
 from cherrypick.optimizer._acquisition import expected_improvement, probability_below
 from cherrypick.optimizer._model import GaussianProcess, scale_features
-from cherrypick.optimizer.base import Problem, StopRule, Strategy
+from cherrypick.optimizer.base import Observation, Problem, StopRule, Strategy
 
 __all__ = ["BOConfig", "BayesianStrategy"]
 
