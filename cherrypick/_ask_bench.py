@@ -49,7 +49,8 @@ def main() -> None:
         times.append((time.perf_counter() - start) * 1000)
     print(
         f"ask(1) over {args.candidates} candidates x {args.features} features with "
-        f"{args.observations} observations ({args.strategy}): median {statistics.median(times):.1f} ms, "
+        f"{args.observations} observations ({args.strategy}): "
+        f"median {statistics.median(times):.1f} ms, "
         f"max {max(times):.1f} ms over {args.repeat} calls"
     )
 
