@@ -43,7 +43,7 @@ class BOConfig:
     targets: tuple[str, ...] = ("runtime", "cost")
     weighting: str = "evidence"
     linear_trend: bool = True
-    ard: bool = False
+    ard: bool = True
     initial: str = "sobol"
     n_initial: int = 3
     failure_penalty: float = math.log(2.0)
