@@ -46,3 +46,8 @@ def test_probability_below_matches_lognormal_cdf(mu: float, sigma: float, limit:
     expected = stats.lognorm(s=sigma, scale=math.exp(mu)).cdf(limit)
     got = probability_below(np.array([mu]), np.array([sigma]), limit)[0]
     assert got == pytest.approx(expected, rel=1e-9)
+
+
+def test_wide_beliefs_do_not_overflow() -> None:
+    ei = expected_improvement(np.array([5.0, 400.0]), np.array([40.0, 30.0]), 2.0)
+    assert np.all(np.isfinite(ei)) and np.all(ei >= 0) and np.all(ei <= 2.0)

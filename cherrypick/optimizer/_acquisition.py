@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import ndtr
+from scipy.special import log_ndtr, ndtr
 
 __all__ = ["expected_improvement", "probability_below"]
 
@@ -24,7 +24,8 @@ def expected_improvement(mu: FloatArray, sigma: FloatArray, best: float) -> Floa
     """E[max(best - Y, 0)] for log Y ~ N(mu, sigma^2), in the units of Y."""
     sigma = np.maximum(sigma, _TINY)
     z = (np.log(best) - mu) / sigma
-    ei = best * ndtr(z) - np.exp(mu + 0.5 * sigma**2) * ndtr(z - sigma)
+    # The second term in log space: exp(mu + sigma^2 / 2) alone overflows for wide beliefs.
+    ei = best * ndtr(z) - np.exp(mu + 0.5 * sigma**2 + log_ndtr(z - sigma))
     return np.asarray(np.maximum(ei, 0.0), dtype=np.float64)
 
 

@@ -37,6 +37,9 @@ __all__ = ["BOConfig", "BayesianStrategy"]
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
+_NOISE_FLOOR = 0.05  # log units: about the run-to-run noise of cloud runtimes
+_MAX_SPREAD = 3.0
+
 
 @dataclass(frozen=True)
 class BOConfig:
@@ -135,7 +138,8 @@ class BayesianStrategy(Strategy):
         super().tell(observation)
         if forecast is not None and observation.cost_usd:
             mu, sigma = forecast
-            self._errors.append((math.log(observation.cost_usd) - mu) / max(sigma, 1e-9))
+            # Errors within measurement noise say nothing about the model's confidence.
+            self._errors.append((math.log(observation.cost_usd) - mu) / max(sigma, _NOISE_FLOOR))
 
     def _forecast(self, observation: Observation) -> tuple[float, float] | None:
         """What the model predicted for a model-chosen trial before it ran. A search resumed by
@@ -154,7 +158,8 @@ class BayesianStrategy(Strategy):
         candidates the acquisition picks. Each model-chosen trial is a forecast we can check: the
         root mean square of its standardised errors (with one prior error of 1) widens every
         prediction, never narrows it. A model that keeps being surprised keeps exploring instead of
-        stopping, and one that predicts well is left as it is.
+        stopping, and one that predicts well is left as it is. One wild surprise widens it at most
+        ``_MAX_SPREAD`` times.
         """
         return max(
             1.0, math.sqrt((1.0 + sum(z * z for z in self._errors)) / (1 + len(self._errors)))
