@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from cherrypick._catalog_gpus import GpuSpec
 from providers._perf_comm import exposed_communication_s, intra_node_gbs
 from providers.base import Candidate
-from workloads.base import JobProfile
+from workloads.base import BREAKDOWN_KEYS, JobProfile
 
 __all__ = [
-    "BREAKDOWN_KEYS",
     "COMPUTE_EFFICIENCY",
     "JPEG_IMAGES_PER_S_PER_VCPU",
     "MEMORY_EFFICIENCY",
@@ -61,16 +60,6 @@ _STATE_BYTES_PER_PARAM = {"fp32": 12, "fp16": 14, "bf16": 14}
 _WORKSPACE_BYTES = 1.5 * 2**30
 #: Process start, model build and data-loader start before the first iteration.
 STARTUP_S = 60.0
-
-BREAKDOWN_KEYS = (
-    "data",
-    "h2d",
-    "forward",
-    "backward",
-    "optimizer",
-    "communication",
-    "unattributed",
-)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from _tiny import tiny_train_args
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,26 +37,7 @@ def test_two_ranks_train_with_gloo_and_rank0_merges(tmp_path: Path) -> None:
         "workloads.cnn.train",
         "--model",
         "resnet18",
-        "--image-size",
-        "32",
-        "--width",
-        "0.125",
-        "--classes",
-        "10",
-        "--batch-size",
-        "4",
-        "--workers",
-        "0",
-        "--dataset-size",
-        "64",
-        "--warmup",
-        "2",
-        "--iterations",
-        "8",
-        "--sample-every",
-        "1",
-        "--threads",
-        "1",
+        *tiny_train_args(sample_every=1),
         "--output",
         str(output),
     ]

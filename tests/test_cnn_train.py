@@ -11,33 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _tiny import tiny_train_args
 
-from workloads.cnn.result import BREAKDOWN_KEYS
+from workloads.base import BREAKDOWN_KEYS
 from workloads.cnn.train import EXIT_CODES, main
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    "--image-size",
-    "32",
-    "--width",
-    "0.125",
-    "--classes",
-    "10",
-    "--batch-size",
-    "4",
-    "--workers",
-    "0",
-    "--dataset-size",
-    "64",
-    "--warmup",
-    "2",
-    "--iterations",
-    "8",
-    "--sample-every",
-    "2",
-    "--threads",
-    "1",
-]
+TINY = tiny_train_args()
 
 
 def _train(tmp_path: Path, *argv: str) -> tuple[int, dict[str, Any]]:

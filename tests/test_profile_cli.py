@@ -6,31 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from _tiny import tiny_train_args
 
 from cherrypick.cli import main
 
-TINY = [
-    "--image-size",
-    "64",
-    "--width",
-    "0.125",
-    "--classes",
-    "10",
-    "--batch-size",
-    "4",
-    "--workers",
-    "0",
-    "--dataset-size",
-    "64",
-    "--warmup",
-    "2",
-    "--iterations",
-    "6",
-    "--sample-every",
-    "1",
-    "--threads",
-    "1",
-]
+TINY = tiny_train_args(image_size=64, iterations=6, sample_every=1)
 
 
 def test_profile_prints_the_table_and_writes_json_and_png(

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from providers.base import Candidate
 
 __all__ = [
+    "BREAKDOWN_KEYS",
     "TRIAL_STATUSES",
     "JobProfile",
     "LayerCost",
@@ -35,6 +36,18 @@ __all__ = [
 ]
 
 TRIAL_STATUSES = ("ok", "oom", "error", "timeout")
+
+#: Where an iteration's time goes: the keys of a result's ``breakdown_ms`` (measured by the CNN
+#: workload, predicted by the simulated provider); they sum to the iteration.
+BREAKDOWN_KEYS = (
+    "data",
+    "h2d",
+    "forward",
+    "backward",
+    "optimizer",
+    "communication",
+    "unattributed",
+)
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 

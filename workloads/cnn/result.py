@@ -15,12 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from workloads.base import TrialResult
+from workloads.base import BREAKDOWN_KEYS, TrialResult
 from workloads.cnn.arch import LayerAnalysis
 from workloads.cnn.config import TrainConfig
 
 __all__ = [
-    "BREAKDOWN_KEYS",
     "SCHEMA_VERSION",
     "RunFacts",
     "failure",
@@ -31,15 +30,6 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-BREAKDOWN_KEYS = (
-    "data",
-    "h2d",
-    "forward",
-    "backward",
-    "optimizer",
-    "communication",
-    "unattributed",
-)
 
 
 @dataclass(frozen=True)

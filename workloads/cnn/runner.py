@@ -70,6 +70,9 @@ def profile_run(
             return result
         gathered: list[Any] = [None] * world.size if world.rank == 0 else []
         dist.gather_object(result, gathered if world.rank == 0 else None, dst=0)
+        # gloo may return from the send before rank 0 has received: without this barrier a
+        # sender can tear its process group down mid-transfer and abort rank 0.
+        dist.barrier()
         return merge(gathered) if world.rank == 0 else result
 
 
