@@ -82,13 +82,6 @@ class GaussianProcess:
             self._restarts = 0  # later fits start from this optimum
         self._gp = gp
 
-    def log_evidence(self) -> float:
-        """Log marginal likelihood of the data in its own units (undoing normalize_y)."""
-        assert self._gp is not None, "fit() first"
-        n = len(self._gp.y_train_)
-        scale = float(np.log(np.atleast_1d(self._gp._y_train_std)[0]))
-        return float(self._gp.log_marginal_likelihood_value_) - n * scale
-
     def predict(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
         assert self._gp is not None, "fit() first"
         mu, std = self._gp.predict(x, return_std=True)
