@@ -167,13 +167,10 @@ class TrialRunner:
         runtime = result.runtime_s if result.feasible else None
         cost = None if runtime is None else candidate.price_per_hour * runtime / 3600.0
         status = result.status if runtime is not None or result.status != "ok" else "error"
-        details = {
-            "details": dict(result.details),
-            "boot_s": run.boot_s,
-            "setup_s": run.setup_s,
-            "run_s": run.run_s,
-            "billed_s": run.billed_s,
-        }
+        # The stored result is the workload's own result JSON (what reports read), plus how long
+        # the trial itself took, which is what the search paid for.
+        billing = {"boot_s": run.boot_s, "setup_s": run.setup_s, "run_s": run.run_s}
+        details = {**result.details, "trial_seconds": {**billing, "billed_s": run.billed_s}}
         return self._finish(
             trial_id, index, record, status, runtime, spend, result.message, cost, details
         )

@@ -168,3 +168,24 @@ def test_ctrl_c_terminates_and_marks_interrupted(tmp_path: Path) -> None:
         assert opened.live_instances() == []
         assert len(opened.instances()) > 0
     assert provider._running == {}
+
+
+def test_stored_result_is_the_workloads_result_with_per_layer_times(tmp_path: Path) -> None:
+    """Reports read the workload's result JSON from the store: layers and breakdown included."""
+    from cherrypick.store import TrialStore
+
+    spec = tmp_path / "s.yaml"
+    spec.write_text(
+        "workload: {name: cnn, params: {model: alexnet, epochs: 1, dataset_size: 10000}}\n"
+        "budget: {max_trials: 3}\n"
+    )
+    store = tmp_path / "s.sqlite"
+    assert main(["search", str(spec), "--dry-run", "--quiet", "--store", str(store)]) == 0
+    with TrialStore(store, create=False) as opened:
+        ok = [t for t in opened.finished_trials() if t.status == "ok"]
+    assert ok
+    result = ok[0].result
+    assert result is not None
+    assert [layer["name"] for layer in result["layers"]][:2] == ["conv1", "conv2"]
+    assert set(result["breakdown_ms"]) >= {"forward", "backward", "communication"}
+    assert result["trial_seconds"]["billed_s"] >= 60
