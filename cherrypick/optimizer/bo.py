@@ -14,9 +14,10 @@ The acquisition scores every untried candidate exactly:
 ``EI(objective) x P[constraint holds]`` with both terms in closed form for the log-normal
 prediction (``_acquisition``). Until a feasible trial exists, it is ``P[constraint holds]``.
 
-Failed trials (crash, out of memory, timeout) are never proposed again and enter the model as a
-slow run: the log target of the slowest completed trial plus ``failure_penalty`` (log 2 by
-default), so their neighbours look worse and the constraint probability near them drops.
+Failed trials (crash, out of memory, timeout) are never proposed again and enter the models as a
+run worse than every completed one, in runtime and in cost: ``failure_penalty`` (log 2 by default)
+above the slowest runtime and above the highest cost, so their neighbours look worse and the
+constraint probability near them drops.
 
 ``ask(n)`` with n > 1 uses the kriging believer (a constant liar at the predicted mean): each pick
 is added to the data at its predicted value before the next one is scored, with the
@@ -181,9 +182,13 @@ class BayesianStrategy(Strategy):
         log_cost = [math.log(o.cost_usd or 0.0) for o in ok]  # tell() sets it when ok
         runtime = np.array(log_cost) - self.log_rate[idx]
         failed = [o.index for o in self.observations.values() if not o.ok]
-        slow = float(runtime.max()) + self.config.failure_penalty
+        # A failure is worse than every completed trial both in runtime and in cost: on a cheap
+        # machine "the slowest runtime" alone would still look like a cheap job.
+        slowest, dearest = float(runtime.max()), max(log_cost)
+        penalty = self.config.failure_penalty
+        imputed = [max(dearest, slowest + float(self.log_rate[i])) + penalty for i in failed]
         idx += failed + list(fantasies)
-        log_cost += [slow + float(self.log_rate[i]) for i in failed] + list(fantasies.values())
+        log_cost += imputed + list(fantasies.values())
         return np.asarray(idx, dtype=np.int64), np.asarray(log_cost, dtype=np.float64)
 
     def scores(self, fantasies: dict[int, float] | None = None) -> Scores:
