@@ -44,7 +44,6 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 _NOISE_FLOOR = 0.05  # log units: about the run-to-run noise of cloud runtimes
-_MAX_SPREAD = 3.0
 
 
 @dataclass(frozen=True)
@@ -161,8 +160,7 @@ class BayesianStrategy(Strategy):
         candidates the acquisition picks. Each model-chosen trial is a forecast we can check: the
         root mean square of its standardised errors (with one prior error of 1) widens every
         prediction, never narrows it. A model that keeps being surprised keeps exploring instead of
-        stopping, and one that predicts well is left as it is. One wild surprise widens it at most
-        ``_MAX_SPREAD`` times.
+        stopping, and one that predicts well is left as it is.
         """
         return max(
             1.0, math.sqrt((1.0 + sum(z * z for z in self._errors)) / (1 + len(self._errors)))
