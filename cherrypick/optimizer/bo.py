@@ -15,9 +15,9 @@ The acquisition scores every untried candidate exactly:
 prediction (``_acquisition``). Until a feasible trial exists, it is ``P[constraint holds]``.
 
 Failed trials (crash, out of memory, timeout) are never proposed again and enter the models as a
-run worse than every completed one, in runtime and in cost: ``failure_penalty`` (log 2 by default)
-above the slowest runtime and above the highest cost, so their neighbours look worse and the
-constraint probability near them drops.
+run that did not finish in time: ``failure_penalty`` (log 2 by default) slower than the slowest
+completed run and, under a deadline, than the deadline. Their neighbours look slower and the
+probability of meeting the deadline near them drops; their cost follows from their own price.
 
 ``ask(n)`` with n > 1 uses the kriging believer (a constant liar at the predicted mean): each pick
 is added to the data at its predicted value before the next one is scored, with the
@@ -180,11 +180,14 @@ class BayesianStrategy(Strategy):
         log_cost = [math.log(o.cost_usd or 0.0) for o in ok]  # tell() sets it when ok
         runtime = np.array(log_cost) - self.log_rate[idx]
         failed = [o.index for o in self.observations.values() if not o.ok]
-        # A failure is worse than every completed trial both in runtime and in cost: on a cheap
-        # machine "the slowest runtime" alone would still look like a cheap job.
-        slowest, dearest = float(runtime.max()), max(log_cost)
-        penalty = self.config.failure_penalty
-        imputed = [max(dearest, slowest + float(self.log_rate[i])) + penalty for i in failed]
+        # A failed run did not finish in time: slower than the slowest completed run and, under a
+        # deadline, past it. Its cost follows from its own price, so a failure does not make its
+        # neighbours look dear, only slow and unlikely to meet the deadline.
+        slow = float(runtime.max())
+        if self.problem.objective.max_runtime_s is not None:
+            slow = max(slow, math.log(self.problem.objective.max_runtime_s))
+        slow += self.config.failure_penalty
+        imputed = [slow + float(self.log_rate[i]) for i in failed]
         idx += failed + list(fantasies)
         log_cost += imputed + list(fantasies.values())
         return np.asarray(idx, dtype=np.int64), np.asarray(log_cost, dtype=np.float64)
