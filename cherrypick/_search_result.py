@@ -68,7 +68,10 @@ class Choice:
 class SearchResult:
     """A finished search. ``remaining_improvement`` is how sure the model is: the best expected
     improvement left among untried candidates, as a fraction of the recommendation's value
-    (None for strategies without a model). ``optimum`` is set by an exhaustive dry run."""
+    (None for strategies without a model). An exhaustive dry run sets ``optimum``, the best
+    configuration as the machines truly run (without one run's noise), and
+    ``recommendation_true``, the recommended configuration measured the same way; ``gap``
+    compares the two."""
 
     objective: Objective
     recommendation: Choice | None
@@ -80,6 +83,7 @@ class SearchResult:
     rows: tuple[TrialRow, ...] = field(repr=False)
     store_path: str | None = None
     optimum: Choice | None = None
+    recommendation_true: Choice | None = None
 
     @property
     def trials(self) -> pd.DataFrame:
@@ -91,9 +95,10 @@ class SearchResult:
     @property
     def gap(self) -> float | None:
         """How much worse the recommendation is than the optimum (0.03: 3%), if both exist."""
-        if self.recommendation is None or self.optimum is None:
+        found_choice = self.recommendation_true or self.recommendation
+        if found_choice is None or self.optimum is None:
             return None
-        found, best = (_value(self.objective, c) for c in (self.recommendation, self.optimum))
+        found, best = (_value(self.objective, c) for c in (found_choice, self.optimum))
         return found / best - 1.0
 
     def to_json(self) -> dict[str, Any]:
@@ -109,6 +114,7 @@ class SearchResult:
         }
         if self.optimum is not None:
             out["optimum"] = self.optimum.to_dict()
+            out["recommendation_true"] = _maybe(self.recommendation_true)
             out["gap"] = self.gap
         return out
 
@@ -146,6 +152,17 @@ def format_summary(result: SearchResult) -> str:
     """The human-readable end of a search."""
     rec = result.recommendation
     lines = [f"recommended: {_line(rec)}" if rec else "recommended: none (no feasible trial)"]
+    luckier = [
+        c
+        for c in result.runners_up
+        if rec and _value(result.objective, c) < _value(result.objective, rec)
+    ]
+    if rec and luckier:
+        lines.append(
+            f"  (chosen over {luckier[0].describe()}, measured lower: one run of each is noisy,"
+            " and the model, which weighs each run against the others and the performance"
+            " model, believes this one better)"
+        )
     if result.remaining_improvement is not None:
         lines.append(
             f"confidence: the model expects at most {result.remaining_improvement:.1%}"
@@ -158,6 +175,8 @@ def format_summary(result: SearchResult) -> str:
     lines += [f"runner-up: {_line(c)}" for c in result.runners_up]
     if result.optimum is not None:
         lines.append(f"true optimum: {_line(result.optimum)}")
+        if result.recommendation_true is not None:
+            lines.append(f"recommendation, as it truly runs: {_line(result.recommendation_true)}")
         if result.gap is not None:
             lines.append(f"recommendation is {result.gap:.1%} from the optimum")
     return "\n".join(lines)

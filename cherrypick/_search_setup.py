@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
+from cherrypick._catalog_gpus import GpuSpec
 from cherrypick._search_result import Choice
 from cherrypick._search_trial import candidate_record
 from cherrypick.catalog import CatalogFilter, candidate_features, load_catalog, load_gpus
@@ -28,6 +31,7 @@ __all__ = [
     "cheapest_per_hardware",
     "evaluate_all",
     "objective_of",
+    "performance_prior",
     "runtime_of",
     "search_tag",
 ]
@@ -72,10 +76,32 @@ def cheapest_per_hardware(candidates: Sequence[Candidate]) -> list[Candidate]:
     return [candidates[i] for i in sorted(cheapest.values())]
 
 
-def build_problem(candidates: Sequence[Candidate], objective: Objective) -> Problem:
-    names, matrix = candidate_features(candidates, load_gpus())
+def build_problem(
+    candidates: Sequence[Candidate], objective: Objective, workload: Workload | None = None
+) -> Problem:
+    """The optimiser's view; with ``workload``, the performance model's runtimes as its prior."""
+    gpus = load_gpus()
+    names, matrix = candidate_features(candidates, gpus)
     prices = np.array([c.price_per_hour for c in candidates], dtype=np.float64)
-    return Problem(matrix, prices, objective, tuple(names))
+    prior = None if workload is None else performance_prior(candidates, workload, gpus)
+    return Problem(matrix, prices, objective, tuple(names), prior)
+
+
+def performance_prior(
+    candidates: Sequence[Candidate], workload: Workload, gpus: Mapping[str, GpuSpec]
+) -> NDArray[np.float64] | None:
+    """Each candidate's runtime as the performance model predicts it (NaN: predicted to fail),
+    or None if the workload can be neither profiled nor estimated."""
+    from providers.simulated import SimulatedProvider
+
+    model = SimulatedProvider(gpus=gpus, noise=0.0, model_error=0.0)
+    runtimes = []
+    for candidate in candidates:
+        runtime = model.model_runtime(candidate, workload)
+        if runtime is not None and math.isnan(runtime):
+            return None
+        runtimes.append(math.nan if runtime is None else runtime)
+    return np.array(runtimes, dtype=np.float64)
 
 
 def build_workload(spec: SearchSpec) -> Workload:
@@ -83,12 +109,24 @@ def build_workload(spec: SearchSpec) -> Workload:
 
 
 def build_providers(
-    candidates: Sequence[Candidate], dry_run: bool, seed: int
+    candidates: Sequence[Candidate], dry_run: bool, spec: SearchSpec, run_noise: bool = True
 ) -> dict[str, Provider]:
-    """One provider per cloud the candidates use; a dry run puts the simulator behind them all."""
+    """One provider per cloud the candidates use; a dry run puts the simulator behind them all.
+
+    ``run_noise=False`` (dry runs): the simulated machines as they truly are, without the noise
+    of any one run; the exhaustive sweep measures the true optimum with it.
+    """
     clouds = sorted({c.offering.provider for c in candidates})
     if dry_run:
-        simulator = provider_registry.create("simulated", seed, gpus=load_gpus())
+        sim = spec.simulator
+        simulator = provider_registry.create(
+            "simulated",
+            spec.seed,
+            gpus=load_gpus(),
+            noise=sim.noise if run_noise else 0.0,
+            model_error=sim.model_error,
+            capacity_error_rate=sim.capacity_error_rate,
+        )
         return {cloud: simulator for cloud in clouds}
     known = set(provider_registry.names())
     missing = [c for c in clouds if c not in known]

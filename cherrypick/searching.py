@@ -15,6 +15,7 @@ Named ``searching`` (not ``search``) so that ``cherrypick.search`` stays the API
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,9 +32,10 @@ from cherrypick._search_setup import (
     cheapest_per_hardware,
     evaluate_all,
     objective_of,
+    runtime_of,
     search_tag,
 )
-from cherrypick._search_trial import LiveInstances, TrialOutcome, TrialRunner
+from cherrypick._search_trial import LiveInstances, TrialOutcome, TrialRunner, candidate_record
 from cherrypick.errors import SearchInterrupted, StoreError
 from cherrypick.optimizer import BayesianStrategy, StopRule, Strategy, make_strategy
 from cherrypick.spec import SearchSpec
@@ -80,6 +82,7 @@ class Search:
         self.display = display
         self.identity = dict(identity if identity is not None else spec.identity())
         self._index = {c.key: i for i, c in enumerate(self.candidates)}
+        self._workload = workload
         self._live = LiveInstances()
         self._runner = TrialRunner(
             workload,
@@ -126,7 +129,8 @@ class Search:
 
     def _strategy(self) -> Strategy:
         stop = self.spec.stop
-        problem = build_problem(self.candidates, self.objective)
+        prior = self._workload if self.spec.prior == "performance-model" else None
+        problem = build_problem(self.candidates, self.objective, prior)
         rule = StopRule(stop.ei_fraction, stop.min_trials)
         return make_strategy(self.spec.strategy, problem, self.spec.seed, rule)
 
@@ -245,7 +249,7 @@ def _ranked(strategy: Strategy, by_index: Mapping[int, TrialRow]) -> list[Choice
         and o.cost_usd is not None
         and objective.feasible(o.runtime_s, o.cost_usd)
     ]
-    best = strategy.best()
+    best = strategy.recommend()
     order = sorted(feasible, key=lambda vi: (best is None or vi[1] != best.index, vi[0]))
     return [_choice(by_index[i]) for _, i in order if i in by_index]
 
@@ -281,7 +285,7 @@ def run_search(
     """
     candidates = build_candidates(spec)
     job = workload if workload is not None else build_workload(spec)
-    clouds = providers if providers is not None else build_providers(candidates, dry_run, spec.seed)
+    clouds = providers if providers is not None else build_providers(candidates, dry_run, spec)
     identity = {**spec.identity(), "dry_run": dry_run}
     path = Path(store_path if store_path is not None else spec.store)
     with TrialStore(path) as store:
@@ -289,5 +293,38 @@ def run_search(
         result = Search(spec, space, job, clouds, store, display, identity).run()
     if not exhaustive:
         return result
-    optimum = evaluate_all(candidates, job, clouds, result.objective, spec.trial_timeout_s, display)
-    return replace(result, optimum=optimum)
+    # The truth: each machine as it runs on average, not as one noisy run measured it.
+    truth = (
+        build_providers(candidates, True, spec, run_noise=False) if providers is None else clouds
+    )
+    optimum = evaluate_all(candidates, job, truth, result.objective, spec.trial_timeout_s, display)
+    return replace(
+        result, optimum=optimum, recommendation_true=_truly(result, candidates, job, truth)
+    )
+
+
+def _truly(
+    result: SearchResult,
+    candidates: Sequence[Candidate],
+    workload: Workload,
+    truth: Mapping[str, Provider],
+) -> Choice | None:
+    """The recommended configuration as the exhaustive sweep sees it."""
+    rec = result.recommendation
+    if rec is None:
+        return None
+    for candidate in candidates:
+        o = candidate.offering
+        if (o.provider, o.region, o.instance_type, candidate.nodes) == (
+            rec.provider,
+            rec.region,
+            rec.instance_type,
+            rec.nodes,
+        ):
+            runtime = runtime_of(candidate, workload, truth, math.inf)
+            if runtime is None:
+                return None
+            return Choice.of(
+                candidate_record(candidate), runtime, rec.price_per_hour * runtime / 3600
+            )
+    return None

@@ -9,6 +9,8 @@ Example (``configs/examples/`` ships complete ones)::
     filters: {providers: [aws, gcp], gpus: [A100, V100], max_nodes: 4, max_price_per_hour: 40}
     budget: {max_trials: 20, max_search_usd: 100}
     stop: {ei_fraction: 0.1, min_trials: 6}
+    prior: performance-model          # or none: the optimiser starts blind, as CherryPick does
+    simulator: {noise: 0.05, model_error: 0.10, capacity_error_rate: 0}   # dry runs only
     parallel: 1
 
 Every mistake is reported as a :class:`~cherrypick.errors.ValidationError` naming the file and the
@@ -31,6 +33,7 @@ __all__ = [
     "FilterSpec",
     "ObjectiveSpec",
     "SearchSpec",
+    "SimulatorSpec",
     "StopSpec",
     "WorkloadSpec",
     "load_spec",
@@ -82,6 +85,14 @@ class StopSpec(_Section):
     min_trials: PositiveInt = 6
 
 
+class SimulatorSpec(_Section):
+    """How the dry run's simulated cloud departs from the performance model (lognormal sigmas)."""
+
+    noise: float = Field(default=0.05, ge=0, le=1)
+    model_error: float = Field(default=0.10, ge=0, le=1)
+    capacity_error_rate: float = Field(default=0.0, ge=0, le=1)
+
+
 class SearchSpec(_Section):
     """A whole search. ``store`` is the trial store's path (relative to the working directory)."""
 
@@ -91,6 +102,8 @@ class SearchSpec(_Section):
     budget: BudgetSpec = Field(default_factory=BudgetSpec)
     stop: StopSpec = Field(default_factory=StopSpec)
     strategy: str = "cherrypick"
+    prior: Literal["performance-model", "none"] = "performance-model"
+    simulator: SimulatorSpec = Field(default_factory=SimulatorSpec)
     parallel: PositiveInt = 1
     seed: int = Field(default=0, ge=0)
     trial_timeout_s: PositiveFloat = 3600.0

@@ -53,16 +53,50 @@ def test_same_seed_gives_same_results_in_any_order() -> None:
 
 
 def test_another_seed_gives_other_noise_around_the_model() -> None:
-    a, b = SimulatedProvider(1, gpus=GPUS), SimulatedProvider(2, gpus=GPUS)
+    a = SimulatedProvider(1, gpus=GPUS, model_error=0.0)
+    b = SimulatedProvider(2, gpus=GPUS, model_error=0.0)
     factors = [(a.noise_factor(c), b.noise_factor(c)) for c in CANDIDATES]
     assert all(x != y for x, y in factors)
     logs = [math.log(x) for x, _ in factors]
     assert max(abs(v) for v in logs) < 5 * 0.05  # sigma = 0.05
-    quiet = SimulatedProvider(1, gpus=GPUS, noise=0.0)
+    quiet = SimulatedProvider(1, gpus=GPUS, noise=0.0, model_error=0.0)
     run = quiet.execute(CANDIDATES[0], [], RESNET, 3600)
     assert (
         run.result.runtime_s == quiet.predict(CANDIDATES[0], RESNET.simulation_profile()).runtime_s
     )
+
+
+def test_model_error_is_shared_by_a_gpu_and_grows_with_nodes() -> None:
+    """Without run noise, what remains is the cloud's systematic departure from the model: one
+    factor per GPU model, and on several nodes one per provider network growing with log2(n)."""
+    truth = SimulatedProvider(3, gpus=GPUS, noise=0.0, model_error=0.1)
+    single = [c for c in CANDIDATES if c.nodes == 1]
+    by_gpu: dict[str, set[float]] = {}
+    for c in single:
+        by_gpu.setdefault(c.offering.gpu, set()).add(round(truth.noise_factor(c), 12))
+    assert all(len(factors) == 1 for factors in by_gpu.values())  # shared by a GPU model
+    assert len({f for factors in by_gpu.values() for f in factors}) == len(by_gpu)
+    pairs = [
+        (a, b)
+        for a in single
+        for b in CANDIDATES
+        if b.nodes == 2 and b.offering.key == a.offering.key
+    ]
+    network = {round(truth.noise_factor(b) / truth.noise_factor(a), 12) for a, b in pairs}
+    assert len(network) == 1 and network != {1.0}  # one aws network, not the model's nominal one
+    exact = SimulatedProvider(3, gpus=GPUS, noise=0.0, model_error=0.0)
+    assert {exact.noise_factor(c) for c in CANDIDATES} == {1.0}
+
+
+def test_model_runtime_is_the_noise_free_prior() -> None:
+    provider = SimulatedProvider(5, gpus=GPUS)
+    c = CANDIDATES[0]
+    expected = provider.predict(c, RESNET.simulation_profile()).runtime_s
+    assert provider.model_runtime(c, RESNET) == expected
+    run = provider.execute(c, [], RESNET, 3600)
+    assert run.result.runtime_s == pytest.approx(expected * provider.noise_factor(c))
+    huge = CNNWorkload({"model": "vgg16", "batch_size": 4096, "precision": "fp32"})
+    assert provider.model_runtime(c, huge) is None  # predicted out of memory
 
 
 def test_ok_trial_has_result_json_shape_and_plausible_times() -> None:

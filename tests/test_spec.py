@@ -54,6 +54,12 @@ def test_defaults_fill_every_section() -> None:
             "integer",
         ),
         ({"workload": {"name": "cnn"}, "budgett": {}}, "budgett", "unknown field"),
+        (
+            {"workload": {"name": "cnn"}, "simulator": {"model_error": -0.1}},
+            "simulator.model_error",
+            "greater than or equal to 0",
+        ),
+        ({"workload": {"name": "cnn"}, "prior": "oracle"}, "prior", "'performance-model'"),
         ({"objective": {}}, "workload", "missing"),
         (
             {"workload": {"name": "cnn"}, "parallel": 5, "budget": {"max_trials": 3}},

@@ -78,12 +78,18 @@ class StopRule:
 
 @dataclass(frozen=True)
 class Problem:
-    """The candidates as the optimiser sees them: features (rows) and known prices ($/h)."""
+    """The candidates as the optimiser sees them: features (rows) and known prices ($/h).
+
+    ``prior_runtime_s``, optional: a prediction of each candidate's runtime made before any trial
+    (a performance model's), NaN where the prediction is that the run fails. Strategies that can
+    use it model how far the measurements depart from it.
+    """
 
     features: FloatArray
     price_per_hour: FloatArray
     objective: Objective = field(default_factory=Objective)
     feature_names: tuple[str, ...] = ()
+    prior_runtime_s: FloatArray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.price_per_hour)
@@ -94,6 +100,12 @@ class Problem:
             )
         if not np.all(np.isfinite(self.features)) or not np.all(self.price_per_hour > 0):
             raise InputError("features must be finite and prices positive")
+        prior = self.prior_runtime_s
+        usable = np.isnan(prior) | (np.isfinite(prior) & (prior > 0)) if prior is not None else None
+        if prior is not None and (prior.shape != (n,) or not np.all(usable)):
+            raise InputError(
+                f"prior_runtime_s must hold {n} positive runtimes (NaN for a predicted failure)"
+            )
 
     @property
     def size(self) -> int:
@@ -156,6 +168,11 @@ class Strategy(ABC):
             if found is None or _key(objective, rec) < _key(objective, found):
                 found = rec
         return found
+
+    def recommend(self) -> Recommendation | None:
+        """The configuration to run the job on: a feasible completed trial. By default the best
+        measured one; a strategy with a model of measurement noise may prefer another."""
+        return self.best()
 
     def should_stop(self) -> bool:
         """True when nothing is left to try (model-based strategies also apply the stop rule)."""

@@ -35,8 +35,8 @@ from scipy.stats import qmc
 
 from cherrypick.errors import InputError
 from cherrypick.optimizer._acquisition import expected_improvement, probability_below
-from cherrypick.optimizer._model import GaussianProcess, scale_features
-from cherrypick.optimizer.base import Observation, Problem, StopRule, Strategy
+from cherrypick.optimizer._model import FailureModel, GaussianProcess, scale_features
+from cherrypick.optimizer.base import Observation, Problem, Recommendation, StopRule, Strategy
 
 __all__ = ["BOConfig", "BayesianStrategy"]
 
@@ -83,6 +83,16 @@ class Scores:
         )
 
 
+def _log_prior(prior_runtime_s: FloatArray | None, penalty: float) -> FloatArray | None:
+    """The prior's log runtime; a predicted failure is a run that does not finish in time, as a
+    failed trial is (``failure_penalty`` slower than the slowest predicted run)."""
+    if prior_runtime_s is None or not np.any(np.isfinite(prior_runtime_s)):
+        return None
+    log_prior = np.log(prior_runtime_s)
+    known = np.isfinite(log_prior)
+    return np.where(known, log_prior, log_prior[known].max() + penalty)
+
+
 class BayesianStrategy(Strategy):
     name = "cherrypick"
 
@@ -97,12 +107,22 @@ class BayesianStrategy(Strategy):
         self.config = cfg = config or BOConfig()
         self.log_rate = np.log(problem.price_per_hour / 3600.0)
         self.x = scale_features(problem.features)
+        self.prior = _log_prior(problem.prior_runtime_s, cfg.failure_penalty)
+        targets = cfg.targets
+        if self.prior is not None:
+            # Both targets become the same departure from the prior: one model, and the prior
+            # (scaled) is a feature too, so the model can learn that it is off by a factor.
+            targets = ("runtime",)
+            self.x = np.hstack([self.x, scale_features(self.prior[:, None])])
         dims = self.x.shape[1]
+        residual = self.prior is not None
         self.models = {
-            t: GaussianProcess(dims, seed, linear=cfg.linear_trend, ard=cfg.ard)
-            for t in cfg.targets
+            t: GaussianProcess(dims, seed, linear=cfg.linear_trend, ard=cfg.ard, residual=residual)
+            for t in targets
         }
-        self._design = self._initial_design(seed)
+        self._failures = FailureModel(seed)
+        # With a prior the acquisition picks from the first trial: no space-filling design.
+        self._design = [] if residual else self._initial_design(seed)
         self._cache: tuple[int, Scores] | None = None
         self._forecasts: dict[int, tuple[float, float]] = {}
         self._errors: list[float] = []
@@ -124,7 +144,7 @@ class BayesianStrategy(Strategy):
     def _propose(self, n: int) -> list[int]:
         untried = set(self.untried().tolist())
         chosen = [i for i in self._design if i in untried][:n]
-        if len(chosen) == n or not self._has_completed():
+        if len(chosen) == n or (self.prior is None and not self._has_completed()):
             return chosen + self._random_fill(n - len(chosen), chosen)
         fantasies: dict[int, float] = {}
         while len(chosen) < n:
@@ -147,7 +167,11 @@ class BayesianStrategy(Strategy):
         """What the model predicted for a model-chosen trial before it ran. A search resumed by
         replaying tell() alone recomputes it from the same earlier observations."""
         i = observation.index
-        if not observation.ok or i in self._design or not self._has_completed():
+        if (
+            not observation.ok
+            or i in self._design
+            or (self.prior is None and not self._has_completed())
+        ):
             return None
         if i in self._forecasts:
             return self._forecasts.pop(i)
@@ -183,7 +207,7 @@ class BayesianStrategy(Strategy):
         # A failed run did not finish in time: slower than the slowest completed run and, under a
         # deadline, past it. Its cost follows from its own price, so a failure does not make its
         # neighbours look dear, only slow and unlikely to meet the deadline.
-        slow = float(runtime.max())
+        slow = float(runtime.max()) if len(runtime) else float(np.nanmax(self._prior_or_nan()))
         if self.problem.objective.max_runtime_s is not None:
             slow = max(slow, math.log(self.problem.objective.max_runtime_s))
         slow += self.config.failure_penalty
@@ -202,13 +226,14 @@ class BayesianStrategy(Strategy):
         cand = np.setdiff1d(self.untried(), list(fantasies))
         values, means, sigmas = [], [], []
         spread = self.spread()
+        p_complete = self._p_complete(cand)
         for target, model in self.models.items():
-            shift = self.log_rate[idx] if target == "runtime" else 0.0
-            model.fit(self.x[idx], log_cost - shift, optimise=not fantasies)
+            if len(idx):
+                model.fit(self.x[idx], log_cost - self._offset(target, idx), optimise=not fantasies)
             mu, sigma = model.predict(self.x[cand])
-            mu_cost = mu + (self.log_rate[cand] if target == "runtime" else 0.0)
+            mu_cost = mu + self._offset(target, cand)
             runtime = mu_cost - self.log_rate[cand]
-            values.append(self._acquisition(mu_cost, runtime, sigma * spread))
+            values.append(self._acquisition(mu_cost, runtime, sigma * spread, p_complete))
             means.append(mu_cost)
             sigmas.append(sigma)
         # An equal mixture of the models' beliefs: EI and the feasibility probability are
@@ -225,22 +250,83 @@ class BayesianStrategy(Strategy):
             self._cache = (version, scores)
         return scores
 
+    def _p_complete(self, cand: IntArray) -> FloatArray | float:
+        """With a prior, the chance that a candidate's run completes, from the failed runs.
+
+        The prior already predicts some failures (out of memory); a failure it did not predict
+        (a crash, an undersized machine it misjudged) is imputed as a slow run like any failure,
+        but a slow run is not enough to steer away when the prior says its neighbours are cheap.
+        """
+        done = list(self.observations.values())
+        if self.prior is None or all(o.ok for o in done):
+            return 1.0
+        idx = np.array([o.index for o in done], dtype=np.int64)
+        ok = np.array([o.ok for o in done], dtype=bool)
+        return self._failures.probability(self.x[idx], ok, self.x[cand])
+
+    def _offset(self, target: str, idx: IntArray) -> FloatArray | float:
+        """What a model's target leaves out of log cost: the known log price (runtime model) and
+        the prior's log runtime (both models, when there is a prior)."""
+        offset: FloatArray | float = self.log_rate[idx] if target == "runtime" else 0.0
+        return offset if self.prior is None else offset + self.prior[idx]
+
+    def _prior_or_nan(self) -> FloatArray:
+        return self.prior if self.prior is not None else np.array([np.nan])
+
     def _acquisition(
-        self, log_cost: FloatArray, log_runtime: FloatArray, sigma: FloatArray
+        self,
+        log_cost: FloatArray,
+        log_runtime: FloatArray,
+        sigma: FloatArray,
+        p_complete: FloatArray | float = 1.0,
     ) -> FloatArray:
         objective = self.problem.objective
         if objective.kind == "cost":
             log_value, log_limited, limit = log_cost, log_runtime, objective.max_runtime_s
         else:
             log_value, log_limited, limit = log_runtime, log_cost, objective.max_cost_usd
-        p_ok = (
+        p_ok = p_complete * (
             np.ones_like(sigma) if limit is None else probability_below(log_limited, sigma, limit)
         )
         best = self.best()
-        if best is None:
+        if best is not None:
+            incumbent = objective.value(best.runtime_s, best.cost_usd)
+        elif self.prior is not None and np.any(p_ok >= 0.5):
+            # Nothing feasible measured yet, but the prior says what is likely feasible: improve
+            # on (half again) the best of that, rather than chase the surest and dearest machine.
+            incumbent = 1.5 * float(np.exp(log_value[p_ok >= 0.5].min()))
+        else:
             return p_ok
-        incumbent = objective.value(best.runtime_s, best.cost_usd)
         return expected_improvement(log_value, sigma, incumbent) * p_ok
+
+    def recommend(self) -> Recommendation | None:
+        """With a prior, the feasible trial the model believes best, not the luckiest run.
+
+        One run of each configuration is a noisy measurement (the model's noise term says how
+        noisy); the model's mean at a tried configuration weighs its run against the prior and
+        its neighbours' runs. Without a prior, the best measured trial.
+        """
+        best = self.best()
+        objective = self.problem.objective
+        feasible = [
+            o
+            for o in self.observations.values()
+            if o.ok
+            and o.runtime_s is not None
+            and o.cost_usd is not None
+            and objective.feasible(o.runtime_s, o.cost_usd)
+        ]
+        if self.prior is None or len(feasible) < 2:
+            return best
+        self.scores()  # fits the model to every observation
+        idx = np.array([o.index for o in feasible], dtype=np.int64)
+        (target, model), *_ = self.models.items()
+        mu, _ = model.predict(self.x[idx])
+        log_cost = mu + self._offset(target, idx)
+        believed = log_cost if objective.kind == "cost" else log_cost - self.log_rate[idx]
+        o = feasible[int(np.argmin(believed))]
+        assert o.runtime_s is not None and o.cost_usd is not None
+        return Recommendation(o.index, o.runtime_s, o.cost_usd)
 
     def should_stop(self) -> bool:
         if super().should_stop():
