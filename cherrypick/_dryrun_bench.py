@@ -54,16 +54,6 @@ def _example(name: str) -> SearchSpec:
     return load_spec(str(files("configs") / "examples" / f"{name}.yaml"))
 
 
-def _deadline(spec: SearchSpec, fraction: float) -> float:
-    """The deadline at which ``fraction`` of the candidates that run finish in time."""
-    candidates = build_candidates(spec)
-    workload = build_workload(spec)
-    providers = build_providers(candidates, True, spec, run_noise=False)
-    runtimes = [runtime_of(c, workload, providers, spec.trial_timeout_s) for c in candidates]
-    finished = np.array([r for r in runtimes if r is not None])
-    return float(np.quantile(finished, fraction))
-
-
 def run_case(
     example: str, fraction: float, seed: int, stop: dict[str, float], prior: str | None = None
 ) -> Outcome:
@@ -72,12 +62,20 @@ def run_case(
     if prior is not None:
         base["prior"] = prior
     base["stop"].update(stop)
-    deadline = _deadline(parse_spec(base), fraction)
-    base["objective"] = {"kind": "cost", "max_runtime_s": deadline}
     spec = parse_spec(base)
+    candidates, workload = build_candidates(spec), build_workload(spec)
+    # The deadline at which ``fraction`` of the candidates that run finish in time, truly.
+    truth = build_providers(candidates, True, spec, run_noise=False)
+    runtimes = [runtime_of(c, workload, truth, spec.trial_timeout_s) for c in candidates]
+    deadline = float(np.quantile([r for r in runtimes if r is not None], fraction))
+    spec = parse_spec({**base, "objective": {"kind": "cost", "max_runtime_s": deadline}})
     with tempfile.TemporaryDirectory() as scratch:
         result = run_search(
-            spec, dry_run=True, store_path=Path(scratch) / "s.sqlite", exhaustive=True
+            spec,
+            dry_run=True,
+            store_path=Path(scratch) / "s.sqlite",
+            workload=workload,
+            exhaustive=True,
         )
     tried_feasible = any(
         r.status == "ok" and r.runtime_s is not None and r.runtime_s <= deadline
@@ -85,13 +83,8 @@ def run_case(
     )
     rec = result.recommendation
     bad = tried_feasible and (rec is None or rec.runtime_s > deadline)
-    measured = evaluate_all(
-        build_candidates(spec),
-        build_workload(spec),
-        build_providers(build_candidates(spec), True, spec),
-        result.objective,
-        spec.trial_timeout_s,
-    )
+    noisy = build_providers(candidates, True, spec)
+    measured = evaluate_all(candidates, workload, noisy, result.objective, spec.trial_timeout_s)
     measured_gap = (
         None if rec is None or measured is None else rec.cost_usd / measured.cost_usd - 1.0
     )

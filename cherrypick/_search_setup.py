@@ -95,13 +95,11 @@ def performance_prior(
     from providers.simulated import SimulatedProvider
 
     model = SimulatedProvider(gpus=gpus, noise=0.0, model_error=0.0)
-    runtimes = []
-    for candidate in candidates:
-        runtime = model.model_runtime(candidate, workload)
-        if runtime is not None and math.isnan(runtime):
-            return None
-        runtimes.append(math.nan if runtime is None else runtime)
-    return np.array(runtimes, dtype=np.float64)
+    try:
+        runtimes = [model.model_runtime(candidate, workload) for candidate in candidates]
+    except WorkloadError:
+        return None  # a workload that can be neither profiled nor estimated has no prior
+    return np.array([math.nan if r is None else r for r in runtimes], dtype=np.float64)
 
 
 def build_workload(spec: SearchSpec) -> Workload:

@@ -241,17 +241,15 @@ class Search:
 def _ranked(strategy: Strategy, by_index: Mapping[int, TrialRow]) -> list[Choice]:
     """Feasible completed trials, best first (the strategy's own ranking decides the first)."""
     objective = strategy.problem.objective
-    feasible = [
-        (objective.value(o.runtime_s, o.cost_usd), i)
-        for i, o in strategy.observations.items()
-        if o.ok
-        and o.runtime_s is not None
-        and o.cost_usd is not None
-        and objective.feasible(o.runtime_s, o.cost_usd)
-    ]
     best = strategy.recommend()
-    order = sorted(feasible, key=lambda vi: (best is None or vi[1] != best.index, vi[0]))
-    return [_choice(by_index[i]) for _, i in order if i in by_index]
+    order = sorted(
+        strategy.feasible(),
+        key=lambda r: (
+            best is None or r.index != best.index,
+            objective.value(r.runtime_s, r.cost_usd),
+        ),
+    )
+    return [_choice(by_index[r.index]) for r in order if r.index in by_index]
 
 
 def _choice(row: TrialRow) -> Choice:

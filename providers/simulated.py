@@ -120,27 +120,19 @@ class SimulatedProvider(Provider):
                 "ok", runtime, {"simulated": True, "projected_job_seconds": runtime}
             )
             return TrialRun(result, boot, SETUP_S, min(runtime, TRIAL_CAP_S))
-        profile = workload.simulation_profile()
-        if profile is None:
-            raise WorkloadError(
-                f"workload '{workload.name}' cannot be simulated: it has neither a"
-                " simulation_profile() nor an estimate_runtime()"
-            )
+        profile = _profile(workload)
         prediction = self.predict(candidate, profile)
         result, run_s = _trial(prediction, factor, timeout_s)
         return TrialRun(result, boot, _setup_s(candidate, profile), run_s)
 
     def model_runtime(self, candidate: Candidate, workload: Workload) -> float | None:
         """The performance model's runtime for ``workload`` on ``candidate``, without the
-        simulated cloud's departures from it; None where the model predicts the run fails and
-        NaN where the workload cannot be modelled. A search uses it as its prior."""
+        simulated cloud's departures from it; None where the model predicts the run fails
+        (``WorkloadError`` if the workload cannot be modelled). A search uses it as its prior."""
         estimate = workload.estimate_runtime(candidate)
         if estimate is not None:
             return estimate
-        profile = workload.simulation_profile()
-        if profile is None:
-            return math.nan
-        prediction = self.predict(candidate, profile)
+        prediction = self.predict(candidate, _profile(workload))
         return None if prediction.oom else prediction.runtime_s
 
     def predict(self, candidate: Candidate, profile: JobProfile) -> Prediction:
@@ -197,6 +189,16 @@ def _stable_seed(*parts: Any) -> int:
     """A 64-bit seed from the parts, the same in every process (unlike ``hash``)."""
     text = "\x1f".join(str(part) for part in parts)
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+def _profile(workload: Workload) -> JobProfile:
+    profile = workload.simulation_profile()
+    if profile is None:
+        raise WorkloadError(
+            f"workload '{workload.name}' cannot be simulated: it has neither a"
+            " simulation_profile() nor an estimate_runtime()"
+        )
+    return profile
 
 
 def _trial(prediction: Prediction, factor: float, timeout_s: float) -> tuple[TrialResult, float]:

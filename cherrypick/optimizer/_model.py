@@ -48,9 +48,8 @@ def _residual_kernel(dims: int, linear: bool, ard: bool) -> Kernel:
         length_scale=np.full(dims, 0.5) if ard else 0.5, length_scale_bounds=(0.2, 1.0), nu=2.5
     )
     noise = WhiteKernel(0.05**2, (0.05**2, 0.1**2))
-    if linear:
-        return matern + ConstantKernel(0.01, (1e-4, 1.0)) * DotProduct(1.0, (1e-2, 1e2)) + noise
-    return matern + ConstantKernel(0.01, (1e-4, 1.0)) + noise
+    offset = ConstantKernel(0.01, (1e-4, 1.0))
+    return matern + (offset * DotProduct(1.0, (1e-2, 1e2)) if linear else offset) + noise
 
 
 def _kernel(dims: int, linear: bool, ard: bool) -> Kernel:

@@ -155,19 +155,22 @@ class Strategy(ABC):
         mask[list(self.pending)] = False
         return np.flatnonzero(mask)
 
+    def feasible(self) -> list[Recommendation]:
+        """The completed trials that meet the objective's limit, in the order they were told."""
+        objective = self.problem.objective
+        return [
+            Recommendation(o.index, o.runtime_s, o.cost_usd)
+            for o in self.observations.values()
+            if o.ok
+            and o.runtime_s is not None
+            and o.cost_usd is not None
+            and objective.feasible(o.runtime_s, o.cost_usd)
+        ]
+
     def best(self) -> Recommendation | None:
         """The best feasible completed trial so far, or None."""
         objective = self.problem.objective
-        found: Recommendation | None = None
-        for obs in self.observations.values():
-            if not obs.ok or obs.runtime_s is None or obs.cost_usd is None:
-                continue
-            if not objective.feasible(obs.runtime_s, obs.cost_usd):
-                continue
-            rec = Recommendation(obs.index, obs.runtime_s, obs.cost_usd)
-            if found is None or _key(objective, rec) < _key(objective, found):
-                found = rec
-        return found
+        return min(self.feasible(), key=lambda rec: _key(objective, rec), default=None)
 
     def recommend(self) -> Recommendation | None:
         """The configuration to run the job on: a feasible completed trial. By default the best

@@ -207,7 +207,11 @@ class BayesianStrategy(Strategy):
         # A failed run did not finish in time: slower than the slowest completed run and, under a
         # deadline, past it. Its cost follows from its own price, so a failure does not make its
         # neighbours look dear, only slow and unlikely to meet the deadline.
-        slow = float(runtime.max()) if len(runtime) else float(np.nanmax(self._prior_or_nan()))
+        if len(runtime):
+            slow = float(runtime.max())
+        else:  # only with a prior can a model be fitted before any run completes
+            assert self.prior is not None
+            slow = float(self.prior.max())
         if self.problem.objective.max_runtime_s is not None:
             slow = max(slow, math.log(self.problem.objective.max_runtime_s))
         slow += self.config.failure_penalty
@@ -270,9 +274,6 @@ class BayesianStrategy(Strategy):
         offset: FloatArray | float = self.log_rate[idx] if target == "runtime" else 0.0
         return offset if self.prior is None else offset + self.prior[idx]
 
-    def _prior_or_nan(self) -> FloatArray:
-        return self.prior if self.prior is not None else np.array([np.nan])
-
     def _acquisition(
         self,
         log_cost: FloatArray,
@@ -306,27 +307,17 @@ class BayesianStrategy(Strategy):
         noisy); the model's mean at a tried configuration weighs its run against the prior and
         its neighbours' runs. Without a prior, the best measured trial.
         """
-        best = self.best()
-        objective = self.problem.objective
-        feasible = [
-            o
-            for o in self.observations.values()
-            if o.ok
-            and o.runtime_s is not None
-            and o.cost_usd is not None
-            and objective.feasible(o.runtime_s, o.cost_usd)
-        ]
+        feasible = self.feasible()
         if self.prior is None or len(feasible) < 2:
-            return best
+            return self.best()
         self.scores()  # fits the model to every observation
-        idx = np.array([o.index for o in feasible], dtype=np.int64)
+        idx = np.array([rec.index for rec in feasible], dtype=np.int64)
         (target, model), *_ = self.models.items()
         mu, _ = model.predict(self.x[idx])
         log_cost = mu + self._offset(target, idx)
-        believed = log_cost if objective.kind == "cost" else log_cost - self.log_rate[idx]
-        o = feasible[int(np.argmin(believed))]
-        assert o.runtime_s is not None and o.cost_usd is not None
-        return Recommendation(o.index, o.runtime_s, o.cost_usd)
+        cost_kind = self.problem.objective.kind == "cost"
+        believed = log_cost if cost_kind else log_cost - self.log_rate[idx]
+        return feasible[int(np.argmin(believed))]
 
     def should_stop(self) -> bool:
         if super().should_stop():

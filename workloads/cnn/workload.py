@@ -41,6 +41,7 @@ class CNNWorkload(Workload):
         calibration = settings.pop("calibration", None)
         self.config = TrainConfig.from_mapping(settings, source=_SOURCE)
         self.calibration = _calibration(calibration) if calibration is not None else None
+        self._profile: JobProfile | None = None  # the config is frozen: computed once
 
     def setup_commands(self) -> list[str]:
         return [f"{self.python} -m pip install --quiet {shlex.quote(self.install)}"]
@@ -69,6 +70,11 @@ class CNNWorkload(Workload):
         return parse_result(raw)
 
     def simulation_profile(self) -> JobProfile:
+        if self._profile is None:
+            self._profile = self._simulation_profile()
+        return self._profile
+
+    def _simulation_profile(self) -> JobProfile:
         config = self.config
         samples = config.samples_per_epoch()
         if samples is None:
