@@ -45,7 +45,7 @@ def search(
     max_trials: int = 20,
     max_search_usd: float | None = None,
     ei_fraction: float = 0.10,
-    min_trials: int = 6,
+    min_trials: int = 8,
     strategy: str = "cherrypick",
     parallel: int = 1,
     seed: int = 0,

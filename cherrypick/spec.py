@@ -8,7 +8,7 @@ Example (``configs/examples/`` ships complete ones)::
     objective: {kind: cost, max_runtime_s: 7200}   # or {kind: runtime, max_cost_usd: 50}
     filters: {providers: [aws, gcp], gpus: [A100, V100], max_nodes: 4, max_price_per_hour: 40}
     budget: {max_trials: 20, max_search_usd: 100}
-    stop: {ei_fraction: 0.1, min_trials: 6}
+    stop: {ei_fraction: 0.1, min_trials: 8}
     prior: performance-model          # or none: the optimiser starts blind, as CherryPick does
     simulator: {noise: 0.05, model_error: 0.10, capacity_error_rate: 0}   # dry runs only
     parallel: 1
@@ -79,10 +79,15 @@ class BudgetSpec(_Section):
 
 
 class StopSpec(_Section):
-    """CherryPick's stop rule: best expected improvement below a fraction of the best value."""
+    """CherryPick's stop rule: best expected improvement below a fraction of the best value,
+    after at least ``min_trials`` trials. CherryPick's 6 counts its 3 quasi-random starting
+    points; a search with the performance model as its prior aims from the first trial, and its
+    expected improvement is soon small, so the trial count is what decides how close it comes:
+    8 by default (dry-run benchmark in the README: 91.9% of searches within 5% of the optimum,
+    90.4% with 6)."""
 
     ei_fraction: float = Field(default=0.10, ge=0)
-    min_trials: PositiveInt = 6
+    min_trials: PositiveInt = 8
 
 
 class SimulatorSpec(_Section):

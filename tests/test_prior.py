@@ -135,3 +135,23 @@ def test_a_bad_prior_is_an_input_error(prior: np.ndarray) -> None:
 def test_a_prior_that_predicts_only_failures_is_ignored() -> None:
     problem = Problem(np.eye(4), np.ones(4), prior_runtime_s=np.full(4, np.nan))
     assert BayesianStrategy(problem).prior is None
+
+
+@pytest.mark.parametrize("residual", [True, False])
+def test_latent_spread_leaves_out_exactly_the_fitted_noise(residual: bool) -> None:
+    from cherrypick.optimizer._model import GaussianProcess
+
+    rng = np.random.default_rng(3)
+    x = rng.random((8, 2))
+    y = 0.3 * x[:, 0] + 0.05 * rng.standard_normal(8)
+    model = GaussianProcess(2, seed=0, linear=True, residual=residual)
+    model.fit(x, y)
+    _, std = model.predict(x)
+    latent = model.latent(std)
+    gp = model._gp
+    assert gp is not None
+    noise = gp.kernel_.k2.noise_level * (1.0 if residual else float(gp._y_train_std) ** 2)
+    assert np.all(latent < std)
+    np.testing.assert_allclose(latent**2, std**2 - noise, rtol=1e-9, atol=1e-12)
+    if residual:  # the residual model's noise term is at least 5% (log units)
+        assert np.all(std**2 - latent**2 >= 0.05**2 * (1 - 1e-9))

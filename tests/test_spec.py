@@ -31,7 +31,7 @@ def test_examples_cover_the_three_models() -> None:
 def test_defaults_fill_every_section() -> None:
     spec = parse_spec({"workload": {"name": "cnn"}})
     assert (spec.objective.kind, spec.budget.max_trials, spec.parallel) == ("cost", 20, 1)
-    assert spec.stop.min_trials == 6 and spec.filters.max_nodes == 4
+    assert spec.stop.min_trials == 8 and spec.filters.max_nodes == 4
     assert "store" not in spec.identity()
 
 

@@ -38,13 +38,16 @@ def scale_features(features: FloatArray) -> FloatArray:
 
 def _residual_kernel(dims: int, linear: bool, ard: bool) -> Kernel:
     # Departures (log units) from a prior prediction: a common offset, a smooth part with an
-    # amplitude between 0.1 and 1 (published performance models are off by ~12% on average, and
-    # one off by more than e-fold is no prior), and noise between 5% and 10%: what no feature
-    # explains (run-to-run variation, one machine type against its twin), which a fit to a handful
-    # of points would otherwise explain away and then trust too much. A model's
-    # errors are local (one GPU's achievable fraction of peak says little of another's): length
-    # scales at most 1, so a few trials on one kind of machine do not vouch for every other.
-    matern = ConstantKernel(0.04, (0.01, 1.0)) * Matern(
+    # amplitude between 0.15 and 1, and noise between 5% and 10%. Published performance models are
+    # off by ~12% on average (Habitat, USENIX ATC'21), and on some GPU by much more: with a floor
+    # of 0.1 the fit to a few small departures left every untried GPU too sure to be worth a trial
+    # and missed the one the model misjudged most (dry-run benchmark, README); one off by more than
+    # e-fold is no prior. The noise term is what no feature explains (run-to-run variation, one
+    # machine type against its twin), which a fit to a handful of points would otherwise explain
+    # away and then trust too much. A model's errors are local (one GPU's achievable fraction of
+    # peak says little of another's): length scales at most 1, so a few trials on one kind of
+    # machine do not vouch for every other.
+    matern = ConstantKernel(0.04, (0.15**2, 1.0)) * Matern(
         length_scale=np.full(dims, 0.5) if ard else 0.5, length_scale_bounds=(0.2, 1.0), nu=2.5
     )
     noise = WhiteKernel(0.05**2, (0.05**2, 0.1**2))
@@ -103,11 +106,22 @@ class GaussianProcess:
         self._gp = gp
 
     def predict(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Mean and standard deviation of a new measurement at ``x`` (noise included)."""
         if self._gp is None:  # no data yet: the prior (a residual model's zero departure)
             assert self._residual, "fit() first"
             return np.zeros(len(x)), np.sqrt(self._kernel.diag(x))
         mu, std = self._gp.predict(x, return_std=True)
         return np.asarray(mu, dtype=np.float64), np.asarray(std, dtype=np.float64)
+
+    def latent(self, std: FloatArray) -> FloatArray:
+        """The spread of the function itself, from ``predict()``'s: the fitted noise term left
+        out, so what another run of a configuration would average to, not one run's luck."""
+        kernel = self._kernel if self._gp is None else self._gp.kernel_
+        noise = getattr(kernel, "k2", None)  # every kernel here is (...) + WhiteKernel
+        variance = float(noise.noise_level) if isinstance(noise, WhiteKernel) else 0.0
+        if self._gp is not None and not self._residual:  # fitted on normalised targets
+            variance *= float(np.squeeze(self._gp._y_train_std)) ** 2
+        return np.sqrt(np.maximum(np.square(std) - variance, 0.0))
 
 
 class FailureModel:

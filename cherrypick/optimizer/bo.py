@@ -237,7 +237,12 @@ class BayesianStrategy(Strategy):
             mu, sigma = model.predict(self.x[cand])
             mu_cost = mu + self._offset(target, cand)
             runtime = mu_cost - self.log_rate[cand]
-            values.append(self._acquisition(mu_cost, runtime, sigma * spread, p_complete))
+            # With a prior, improvement is sought in the machine's true cost, not in one run's
+            # noise (the residual model's noise term is at least 5% by construction).
+            latent = model.latent(sigma) if self.prior is not None else sigma
+            values.append(
+                self._acquisition(mu_cost, runtime, sigma * spread, p_complete, latent * spread)
+            )
             means.append(mu_cost)
             sigmas.append(sigma)
         # An equal mixture of the models' beliefs: EI and the feasibility probability are
@@ -280,6 +285,7 @@ class BayesianStrategy(Strategy):
         log_runtime: FloatArray,
         sigma: FloatArray,
         p_complete: FloatArray | float = 1.0,
+        sigma_ei: FloatArray | None = None,
     ) -> FloatArray:
         objective = self.problem.objective
         if objective.kind == "cost":
@@ -298,7 +304,8 @@ class BayesianStrategy(Strategy):
             incumbent = 1.5 * float(np.exp(log_value[p_ok >= 0.5].min()))
         else:
             return p_ok
-        return expected_improvement(log_value, sigma, incumbent) * p_ok
+        ei_sigma = sigma if sigma_ei is None else sigma_ei
+        return expected_improvement(log_value, ei_sigma, incumbent) * p_ok
 
     def recommend(self) -> Recommendation | None:
         """With a prior, the feasible trial the model believes best, not the luckiest run.
