@@ -13,6 +13,8 @@ were off, so that an overconfident fit neither stops the search nor stops explor
 The acquisition scores every untried candidate exactly:
 ``EI(objective) x P[constraint holds]`` with both terms in closed form for the log-normal
 prediction (``_acquisition``). Until a feasible trial exists, it is ``P[constraint holds]``.
+With a prior, EI uses the model's spread without its fitted noise term (``GaussianProcess.latent``):
+improvement is sought in a machine's true cost, not in one run's luck.
 
 Failed trials (crash, out of memory, timeout) are never proposed again and enter the models as a
 run that did not finish in time: ``failure_penalty`` (log 2 by default) slower than the slowest
