@@ -84,7 +84,9 @@ def build_problem(
     names, matrix = candidate_features(candidates, gpus)
     prices = np.array([c.price_per_hour for c in candidates], dtype=np.float64)
     prior = None if workload is None else performance_prior(candidates, workload, gpus)
-    return Problem(matrix, prices, objective, tuple(names), prior)
+    labels = sorted({c.offering.gpu for c in candidates})
+    groups = np.array([labels.index(c.offering.gpu) for c in candidates], dtype=np.int64)
+    return Problem(matrix, prices, objective, tuple(names), prior, groups)
 
 
 def performance_prior(

@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import NDArray
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.gaussian_process.kernels import Hyperparameter
 from skopt.learning import GaussianProcessRegressor
 from skopt.learning.gaussian_process.kernels import (
     ConstantKernel,
@@ -22,9 +23,10 @@ from skopt.learning.gaussian_process.kernels import (
     WhiteKernel,
 )
 
-__all__ = ["FailureModel", "GaussianProcess", "scale_features"]
+__all__ = ["Columns", "FailureModel", "GaussianProcess", "scale_features"]
 
 FloatArray = NDArray[np.float64]
+_GROUP_VAR = 0.1**2
 
 
 def scale_features(features: FloatArray) -> FloatArray:
@@ -36,7 +38,61 @@ def scale_features(features: FloatArray) -> FloatArray:
     return np.asarray((features[:, keep] - lo[keep]) / (hi[keep] - lo[keep]), dtype=np.float64)
 
 
-def _residual_kernel(dims: int, linear: bool, ard: bool) -> Kernel:
+class Columns(Kernel):  # type: ignore[misc]
+    """``kernel`` applied to the columns ``start:stop`` of the inputs only."""
+
+    def __init__(self, kernel: Kernel, start: int, stop: int) -> None:
+        self.kernel = kernel
+        self.start = start
+        self.stop = stop
+
+    def get_params(self, deep: bool = True) -> dict[str, object]:
+        params: dict[str, object] = {"kernel": self.kernel, "start": self.start, "stop": self.stop}
+        if deep:
+            params.update(("kernel__" + k, v) for k, v in self.kernel.get_params().items())
+        return params
+
+    @property
+    def hyperparameters(self) -> list[Hyperparameter]:
+        return [
+            Hyperparameter("kernel__" + h.name, h.value_type, h.bounds, h.n_elements)
+            for h in self.kernel.hyperparameters
+        ]
+
+    @property
+    def theta(self) -> FloatArray:
+        return np.asarray(self.kernel.theta)
+
+    @theta.setter
+    def theta(self, theta: FloatArray) -> None:
+        self.kernel.theta = theta
+
+    @property
+    def bounds(self) -> FloatArray:
+        return np.asarray(self.kernel.bounds)
+
+    def _cut(self, x: FloatArray | None) -> FloatArray | None:
+        return None if x is None else np.asarray(x)[:, self.start : self.stop]
+
+    def __call__(
+        self, x: FloatArray, y: FloatArray | None = None, eval_gradient: bool = False
+    ) -> FloatArray | tuple[FloatArray, FloatArray]:
+        result: FloatArray | tuple[FloatArray, FloatArray]
+        result = self.kernel(self._cut(x), self._cut(y), eval_gradient=eval_gradient)
+        return result
+
+    def diag(self, x: FloatArray) -> FloatArray:
+        return np.asarray(self.kernel.diag(self._cut(x)))
+
+    def is_stationary(self) -> bool:
+        return bool(self.kernel.is_stationary())
+
+    @property
+    def requires_vector_input(self) -> bool:
+        return True
+
+
+def _residual_kernel(dims: int, linear: bool, ard: bool, groups: int = 0) -> Kernel:
     # Departures (log units) from a prior prediction: a common offset, a smooth part with an
     # amplitude between 0.15 and 1, and noise between 5% and 10%. Published performance models are
     # off by ~12% on average (Habitat, USENIX ATC'21), and on some GPU by much more: with a floor
@@ -47,12 +103,23 @@ def _residual_kernel(dims: int, linear: bool, ard: bool) -> Kernel:
     # away and then trust too much. A model's errors are local (one GPU's achievable fraction of
     # peak says little of another's): length scales at most 1, so a few trials on one kind of
     # machine do not vouch for every other.
+    # With ``groups`` (one-hot labels after the ``dims`` features, e.g. the GPU model), a term
+    # shared by every candidate with the same label: a performance model misjudges a GPU by a
+    # factor that holds on every machine that carries it (its achievable fraction of peak), so
+    # one trial on an H100 moves every H100 candidate and none other, and a GPU not yet tried
+    # keeps that term's spread. Its amplitude is at least 10%, the size of such errors.
     matern = ConstantKernel(0.04, (0.15**2, 1.0)) * Matern(
         length_scale=np.full(dims, 0.5) if ard else 0.5, length_scale_bounds=(0.2, 1.0), nu=2.5
     )
     noise = WhiteKernel(0.05**2, (0.05**2, 0.1**2))
     offset = ConstantKernel(0.01, (1e-4, 1.0))
-    return matern + (offset * DotProduct(1.0, (1e-2, 1e2)) if linear else offset) + noise
+    trend = offset * DotProduct(1.0, (1e-2, 1e2)) if linear else offset
+    if not groups:
+        return matern + trend + noise
+    shared = ConstantKernel(_GROUP_VAR, (_GROUP_VAR, 1.0)) * Columns(
+        DotProduct(0.0, "fixed"), dims, dims + groups
+    )
+    return Columns(matern, 0, dims) + Columns(trend, 0, dims) + shared + noise
 
 
 def _kernel(dims: int, linear: bool, ard: bool) -> Kernel:
@@ -80,11 +147,14 @@ class GaussianProcess:
         ard: bool = True,
         restarts: int = 1,
         residual: bool = False,
+        groups: int = 0,
     ) -> None:
         """``residual``: model departures from a prior prediction, in log units, around zero
         (no normalisation, so a handful of similar departures does not shrink the spread)."""
         self._residual = residual
-        self._kernel = (_residual_kernel if residual else _kernel)(dims, linear, ard)
+        self._kernel = (
+            _residual_kernel(dims, linear, ard, groups) if residual else _kernel(dims, linear, ard)
+        )
         self._seed = seed
         self._restarts = restarts
         self._gp: GaussianProcessRegressor | None = None

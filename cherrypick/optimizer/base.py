@@ -83,6 +83,9 @@ class Problem:
     ``prior_runtime_s``, optional: a prediction of each candidate's runtime made before any trial
     (a performance model's), NaN where the prediction is that the run fails. Strategies that can
     use it model how far the measurements depart from it.
+
+    ``groups``, optional: a label per candidate (e.g. its GPU model); candidates with the same
+    label are expected to depart from the prior by a common factor, which one trial reveals.
     """
 
     features: FloatArray
@@ -90,6 +93,7 @@ class Problem:
     objective: Objective = field(default_factory=Objective)
     feature_names: tuple[str, ...] = ()
     prior_runtime_s: FloatArray | None = None
+    groups: NDArray[np.int64] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.price_per_hour)
@@ -106,6 +110,8 @@ class Problem:
             raise InputError(
                 f"prior_runtime_s must hold {n} positive runtimes (NaN for a predicted failure)"
             )
+        if self.groups is not None and np.shape(self.groups) != (n,):
+            raise InputError(f"groups must hold one label per candidate ({n})")
 
     @property
     def size(self) -> int:

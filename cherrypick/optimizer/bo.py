@@ -118,8 +118,17 @@ class BayesianStrategy(Strategy):
             self.x = np.hstack([self.x, scale_features(self.prior[:, None])])
         dims = self.x.shape[1]
         residual = self.prior is not None
+        groups = 0
+        if residual and problem.groups is not None:
+            # Candidates with one label (the caller's: a GPU model) share a departure from the
+            # prior: one-hot columns after the features, which the smooth part of the GP ignores.
+            onehot = (problem.groups[:, None] == np.unique(problem.groups)[None, :]).astype(float)
+            groups = onehot.shape[1]
+            self.x = np.hstack([self.x, onehot])
         self.models = {
-            t: GaussianProcess(dims, seed, linear=cfg.linear_trend, ard=cfg.ard, residual=residual)
+            t: GaussianProcess(
+                dims, seed, linear=cfg.linear_trend, ard=cfg.ard, residual=residual, groups=groups
+            )
             for t in targets
         }
         self._failures = FailureModel(seed)
