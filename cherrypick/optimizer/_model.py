@@ -150,7 +150,9 @@ class GaussianProcess:
         groups: int = 0,
     ) -> None:
         """``residual``: model departures from a prior prediction, in log units, around zero
-        (no normalisation, so a handful of similar departures does not shrink the spread)."""
+        (no normalisation, so a handful of similar departures does not shrink the spread).
+        ``groups`` (residual models only): the number of one-hot label columns that follow the
+        ``dims`` feature columns of every input, for the term their candidates share."""
         self._residual = residual
         self._kernel = (
             _residual_kernel(dims, linear, ard, groups) if residual else _kernel(dims, linear, ard)
