@@ -84,9 +84,8 @@ def build_problem(
     names, matrix = candidate_features(candidates, gpus)
     prices = np.array([c.price_per_hour for c in candidates], dtype=np.float64)
     prior = None if workload is None else performance_prior(candidates, workload, gpus)
-    labels = sorted({c.offering.gpu for c in candidates})
-    groups = np.array([labels.index(c.offering.gpu) for c in candidates], dtype=np.int64)
-    return Problem(matrix, prices, objective, tuple(names), prior, groups)
+    _, groups = np.unique([c.offering.gpu for c in candidates], return_inverse=True)
+    return Problem(matrix, prices, objective, tuple(names), prior, groups.astype(np.int64))
 
 
 def performance_prior(
