@@ -51,3 +51,34 @@ def test_probability_below_matches_lognormal_cdf(mu: float, sigma: float, limit:
 def test_wide_beliefs_do_not_overflow() -> None:
     ei = expected_improvement(np.array([5.0, 400.0]), np.array([40.0, 30.0]), 2.0)
     assert np.all(np.isfinite(ei)) and np.all(ei >= 0) and np.all(ei <= 2.0)
+
+
+def _efi_by_integration(mu: float, sigma: float, best: float, cap: float) -> float:
+    dist = stats.lognorm(s=sigma, scale=math.exp(mu))
+    top = min(best, cap)
+    value, _ = integrate.quad(lambda y: (best - y) * dist.pdf(y), 0.0, top, limit=200)
+    return float(value)
+
+
+@pytest.mark.parametrize(
+    ("mu", "sigma", "best", "cap"),
+    [(0.0, 0.5, 1.0, 0.8), (1.0, 0.2, 2.0, 2.5), (-0.5, 1.0, 0.3, 0.1), (2.0, 0.3, 7.5, 7.0)],
+)
+def test_feasible_improvement_matches_integration(
+    mu: float, sigma: float, best: float, cap: float
+) -> None:
+    closed = expected_improvement(np.array([mu]), np.array([sigma]), best, np.log([cap]))[0]
+    assert closed == pytest.approx(_efi_by_integration(mu, sigma, best, cap), rel=1e-6, abs=1e-12)
+
+
+def test_feasible_improvement_against_the_independent_product() -> None:
+    # A cap at or above the incumbent removes nothing: every improvement is feasible.
+    mu, sigma = np.log(np.array([1.0, 1.2, 0.8])), np.array([0.3, 0.5, 0.2])
+    ei = expected_improvement(mu, sigma, 1.1)
+    assert np.allclose(expected_improvement(mu, sigma, 1.1, np.log(np.full(3, 1.1))), ei)
+    # Below it, a cheaper run is also a feasible one, so the two events go together: the
+    # exact value is at least EI x P[feasible], which CherryPick's product would give.
+    cap = np.log(np.full(3, 0.9))
+    efi = expected_improvement(mu, sigma, 1.1, cap)
+    product = ei * probability_below(mu, sigma, 0.9)
+    assert np.all(efi <= ei) and np.all(efi > product)

@@ -10,6 +10,7 @@ import pytest
 from cherrypick.errors import InputError, UnknownNameError
 from cherrypick.optimizer import (
     BayesianStrategy,
+    BOConfig,
     Objective,
     Observation,
     Problem,
@@ -167,3 +168,28 @@ def test_bad_input_is_reported() -> None:
     with pytest.raises(InputError, match="matrix"):
         Problem(np.ones((3, 2)), np.ones(4))
     assert "cherrypick" in strategy_registry.names()
+
+
+def test_deadline_acquisition_is_the_feasible_improvement() -> None:
+    """Same observations, same models: the joint form values every candidate at least as much as
+    EI x P[deadline met], and exactly as EI where any cheaper run would also be in time."""
+    problem, runtimes = _cluster_problem()
+    deadline = float(np.quantile(runtimes, 0.4))
+    problem = Problem(problem.features, problem.price_per_hour, Objective(max_runtime_s=deadline))
+    joint = BayesianStrategy(problem, seed=0)
+    product = BayesianStrategy(problem, seed=0, config=BOConfig(feasible_improvement=False))
+    free = BayesianStrategy(Problem(problem.features, problem.price_per_hour, Objective()), seed=0)
+    for i in (18, 20, 23, 30, 35):  # all within the deadline: one incumbent for all three
+        for s in (joint, product, free):
+            s.tell(Observation(i, float(runtimes[i])))
+    a, b, c = joint.scores(), product.scores(), free.scores()
+    va, vb, vc = (dict(zip(s.indices.tolist(), s.values.tolist(), strict=True)) for s in (a, b, c))
+    assert all(va[i] >= vb[i] - 1e-12 for i in va)
+    assert sum(va[i] > 1.01 * vb[i] + 1e-9 for i in va) >= 5
+    best = joint.best()
+    assert best is not None and best.runtime_s <= deadline
+    # Where the deadline's cost cap lies above the incumbent, the deadline takes nothing away.
+    cap = deadline * problem.price_per_hour / 3600
+    roomy = [i for i in va if cap[i] >= best.cost_usd]
+    assert roomy and all(va[i] == pytest.approx(vc[i], rel=1e-9, abs=1e-15) for i in roomy)
+    assert strategy_registry.create("gp-ei", problem).config.feasible_improvement is False  # type: ignore[attr-defined]

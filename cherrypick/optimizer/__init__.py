@@ -50,7 +50,15 @@ def _bo(config: BOConfig) -> Any:
 strategy_registry.register("cherrypick", _bo(BOConfig()))
 strategy_registry.register(
     "gp-ei",
-    _bo(BOConfig(targets=("cost",), linear_trend=False, ard=True, initial="random")),
+    _bo(
+        BOConfig(
+            targets=("cost",),
+            linear_trend=False,
+            ard=True,
+            initial="random",
+            feasible_improvement=False,
+        )
+    ),
 )
 strategy_registry.register("random", RandomSearch)
 strategy_registry.register("exhaustive", Exhaustive)
