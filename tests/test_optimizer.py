@@ -182,8 +182,10 @@ def test_deadline_acquisition_is_the_feasible_improvement() -> None:
     for i in (18, 20, 23, 30, 35):  # all within the deadline: one incumbent for all three
         for s in (joint, product, free):
             s.tell(Observation(i, float(runtimes[i])))
-    a, b, c = joint.scores(), product.scores(), free.scores()
-    va, vb, vc = (dict(zip(s.indices.tolist(), s.values.tolist(), strict=True)) for s in (a, b, c))
+    va, vb, vc = (
+        dict(zip(s.indices.tolist(), s.values.tolist(), strict=True))
+        for s in (joint.scores(), product.scores(), free.scores())
+    )
     assert all(va[i] >= vb[i] - 1e-12 for i in va)
     assert sum(va[i] > 1.01 * vb[i] + 1e-9 for i in va) >= 5
     best = joint.best()
