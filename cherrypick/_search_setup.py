@@ -34,6 +34,7 @@ __all__ = [
     "performance_prior",
     "runtime_of",
     "search_tag",
+    "true_choice",
 ]
 
 
@@ -195,3 +196,29 @@ def _rc(choice: Choice) -> tuple[float, float]:
 def _key(objective: Objective, runtime_s: float, cost_usd: float) -> tuple[float, float]:
     other = runtime_s if objective.kind == "cost" else cost_usd
     return objective.value(runtime_s, cost_usd), other
+
+
+def true_choice(
+    choice: Choice | None,
+    candidates: Sequence[Candidate],
+    workload: Workload,
+    truth: Mapping[str, Provider],
+) -> Choice | None:
+    """``choice`` (a recommendation, a sweep's best) as the machines truly run it (dry runs)."""
+    if choice is None:
+        return None
+    for candidate in candidates:
+        o = candidate.offering
+        if (o.provider, o.region, o.instance_type, candidate.nodes) == (
+            choice.provider,
+            choice.region,
+            choice.instance_type,
+            choice.nodes,
+        ):
+            runtime = runtime_of(candidate, workload, truth, math.inf)
+            if runtime is None:
+                return None
+            return Choice.of(
+                candidate_record(candidate), runtime, choice.price_per_hour * runtime / 3600
+            )
+    return None

@@ -15,7 +15,6 @@ Named ``searching`` (not ``search``) so that ``cherrypick.search`` stays the API
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,10 +31,10 @@ from cherrypick._search_setup import (
     cheapest_per_hardware,
     evaluate_all,
     objective_of,
-    runtime_of,
     search_tag,
+    true_choice,
 )
-from cherrypick._search_trial import LiveInstances, TrialOutcome, TrialRunner, candidate_record
+from cherrypick._search_trial import LiveInstances, TrialOutcome, TrialRunner
 from cherrypick.errors import SearchInterrupted, StoreError
 from cherrypick.optimizer import BayesianStrategy, StopRule, Strategy, make_strategy
 from cherrypick.spec import SearchSpec
@@ -297,32 +296,7 @@ def run_search(
     )
     optimum = evaluate_all(candidates, job, truth, result.objective, spec.trial_timeout_s, display)
     return replace(
-        result, optimum=optimum, recommendation_true=_truly(result, candidates, job, truth)
+        result,
+        optimum=optimum,
+        recommendation_true=true_choice(result.recommendation, candidates, job, truth),
     )
-
-
-def _truly(
-    result: SearchResult,
-    candidates: Sequence[Candidate],
-    workload: Workload,
-    truth: Mapping[str, Provider],
-) -> Choice | None:
-    """The recommended configuration as the exhaustive sweep sees it."""
-    rec = result.recommendation
-    if rec is None:
-        return None
-    for candidate in candidates:
-        o = candidate.offering
-        if (o.provider, o.region, o.instance_type, candidate.nodes) == (
-            rec.provider,
-            rec.region,
-            rec.instance_type,
-            rec.nodes,
-        ):
-            runtime = runtime_of(candidate, workload, truth, math.inf)
-            if runtime is None:
-                return None
-            return Choice.of(
-                candidate_record(candidate), runtime, rec.price_per_hour * runtime / 3600
-            )
-    return None

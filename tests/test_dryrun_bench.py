@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
-from cherrypick._dryrun_bench import Outcome, _summary
+from cherrypick._dryrun_bench import Outcome, _example, _summary
+from cherrypick._search_setup import (
+    build_candidates,
+    build_providers,
+    build_workload,
+    evaluate_all,
+    objective_of,
+    runtime_of,
+    true_choice,
+)
+from cherrypick.spec import parse_spec
 
 
 def _outcome(gap: float | None, late: bool = False) -> Outcome:
@@ -33,3 +45,33 @@ def test_summary_counts_truly_late_recommendations_as_misses() -> None:
     line = _summary("case", outcomes)
     assert "within 5%:  50.0%" in line
     assert "(truly 1)" in line
+
+
+def test_summary_prints_how_often_the_noisy_sweep_itself_is_close() -> None:
+    outcomes = [replace(_outcome(0.0), sweep_close=s) for s in (True, False, False, None)]
+    assert "the noisy sweep itself  25.0%" in _summary("case", outcomes)
+
+
+def test_a_sweeps_best_run_is_judged_as_the_machines_truly_run() -> None:
+    spec = parse_spec({**_example("resnet50-imagenet").model_dump(mode="json"), "seed": 3})
+    candidates, workload = build_candidates(spec), build_workload(spec)
+    noisy = build_providers(candidates, True, spec)
+    truth = build_providers(candidates, True, spec, run_noise=False)
+    best = evaluate_all(candidates, workload, noisy, objective_of(spec), spec.trial_timeout_s)
+    assert best is not None
+    judged = true_choice(best, candidates, workload, truth)
+    assert judged is not None and judged.instance_type == best.instance_type
+    (candidate,) = [
+        c
+        for c in candidates
+        if (c.offering.region, c.offering.instance_type, c.nodes)
+        == (best.region, best.instance_type, best.nodes)
+    ]
+    true_runtime = runtime_of(candidate, workload, truth, spec.trial_timeout_s)
+    assert judged.runtime_s == pytest.approx(true_runtime)
+    assert judged.runtime_s != pytest.approx(best.runtime_s, rel=1e-6)  # one run's noise removed
+    assert judged.cost_usd == pytest.approx(best.cost_usd * judged.runtime_s / best.runtime_s)
+    assert (
+        true_choice(replace(best, instance_type="no-such-type"), candidates, workload, truth)
+        is None
+    )
