@@ -6,8 +6,8 @@ and evaluates every candidate under the same seed, as the machines truly run (th
 departures from the performance model included, one run's noise not). It prints, per case and
 pooled: the share of searches whose recommendation truly runs within 5% of the true optimum; the
 same share against a sweep of noisy runs like the trials' (whose best is partly a lucky draw); how
-often that sweep's own best run is truly within 5% of the true optimum and in time (the ceiling
-for any method that runs each candidate once, exhaustive search included); the median trials; and
+often that sweep's own best run is truly within 5% of the true optimum and in time (what
+exhaustive search achieves when it runs each candidate once); the median trials; and
 how many searches recommended an infeasible configuration (or nothing) although they had tried a
 feasible one. A recommendation whose run measured within the deadline but which truly runs past
 it (one run's noise) is cheaper than the true optimum, not close to it: it counts as a miss, and
@@ -109,7 +109,7 @@ def run_case(
     )
     true_rec = result.recommendation_true
     late = true_rec is not None and true_rec.runtime_s > deadline
-    # The ceiling for any method that runs each candidate once: the best run of the sweep.
+    # What exhaustive search achieves at this noise: the sweep's best run, as it truly runs.
     sweep = true_choice(measured, candidates, workload, truth)
     optimum = result.optimum
     sweep_close = (
