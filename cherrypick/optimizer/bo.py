@@ -308,23 +308,27 @@ class BayesianStrategy(Strategy):
             log_value, log_limited, limit = log_cost, log_runtime, objective.max_runtime_s
         else:
             log_value, log_limited, limit = log_runtime, log_cost, objective.max_cost_usd
-        p_ok = p_complete * (
-            np.ones_like(sigma) if limit is None else probability_below(log_limited, sigma, limit)
-        )
         best = self.best()
-        if best is not None:
-            incumbent = objective.value(best.runtime_s, best.cost_usd)
-        elif self.prior is not None and np.any(p_ok >= 0.5):
-            # Nothing feasible measured yet, but the prior says what is likely feasible: improve
-            # on (half again) the best of that, rather than chase the surest and dearest machine.
-            incumbent = 1.5 * float(np.exp(log_value[p_ok >= 0.5].min()))
-        else:
-            return p_ok
-        if limit is not None and self.prior is None and self.config.feasible_improvement:
+        incumbent = None if best is None else objective.value(best.runtime_s, best.cost_usd)
+        if (
+            incumbent is not None
+            and limit is not None
+            and self.prior is None
+            and self.config.feasible_improvement
+        ):
             # One quantity: the runtime is the cost over the known price, so the limit caps the
             # value and the expected feasible improvement is exact (``_acquisition``).
             log_cap = math.log(limit) + (log_value - log_limited)
             return expected_improvement(log_value, sigma, incumbent, log_cap) * p_complete
+        p_ok = p_complete * (
+            np.ones_like(sigma) if limit is None else probability_below(log_limited, sigma, limit)
+        )
+        if incumbent is None:
+            if self.prior is None or not np.any(p_ok >= 0.5):
+                return p_ok
+            # Nothing feasible measured yet, but the prior says what is likely feasible: improve
+            # on (half again) the best of that, rather than chase the surest and dearest machine.
+            incumbent = 1.5 * float(np.exp(log_value[p_ok >= 0.5].min()))
         ei_sigma = sigma if sigma_ei is None else sigma_ei
         return expected_improvement(log_value, ei_sigma, incumbent) * p_ok
 
