@@ -27,7 +27,6 @@ from providers.replay import ReplayWorkload
 __all__ = ["BenchmarkResult", "SearchTrace", "benchmark", "format_result", "run_search"]
 
 ALL = "ALL"
-_HUGE = 1e300
 
 
 @dataclass(frozen=True)
@@ -106,10 +105,16 @@ def run_search(
 
 
 def _percentile(values: NDArray[np.float64], q: float) -> float:
-    # Searches that found nothing feasible are infinite; keep them infinite, not NaN.
-    finite = np.where(np.isfinite(values), values, _HUGE)
-    value = float(np.percentile(finite, q))
-    return math.inf if value >= _HUGE / 2 else value
+    """numpy's linear percentile, where searches that found nothing feasible are infinite: a
+    percentile that leans on one of them at all is infinite too (numpy would give NaN, and a
+    large stand-in value would leak a finite but absurd number through the interpolation)."""
+    ordered = np.sort(values)
+    position = q / 100 * (len(ordered) - 1)
+    below, above = math.floor(position), math.ceil(position)
+    if not math.isfinite(ordered[above]):
+        return math.inf
+    weight = position - below
+    return float(ordered[below] * (1 - weight) + ordered[above] * weight)
 
 
 def _summary(values: NDArray[np.float64]) -> dict[str, float]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cherrypick.benchmarking import benchmark, run_search
+from cherrypick.benchmarking import _summary, benchmark, run_search
 from cherrypick.cli import main
 from cherrypick.optimizer import StopRule
 from providers.replay import load_table
@@ -28,6 +28,17 @@ def test_trace_is_monotone_and_normalised(bundled_table: Path) -> None:
     assert np.all(np.diff(trace.normalised) <= 0)
     assert trace.normalised[-1] == 1.0  # trying everything finds the optimum
     assert trace.search_cost[-1] * tpch.optimum_cost(None) == pytest.approx(tpch.cost_usd.sum())
+
+
+def test_percentiles_of_searches_that_found_nothing_feasible_are_infinite() -> None:
+    # 19 searches found the optimum, one found nothing feasible (infinite normalised cost).
+    values = np.array([1.0] * 19 + [np.inf])
+    summary = _summary(values)
+    assert summary["median"] == 1.0 and summary["p90"] == 1.0
+    assert summary["p95"] == np.inf  # 95% of the way is between the last 1.0 and the inf
+    assert summary["p_opt"] == 0.95
+    finite = np.array([1.0, 1.2, 1.5, 3.0])
+    assert _summary(finite)["p90"] == pytest.approx(np.percentile(finite, 90))
 
 
 def test_deadline_and_stop_rule(bundled_table: Path) -> None:
