@@ -130,7 +130,7 @@ class Search:
         stop = self.spec.stop
         prior = self._workload if self.spec.prior == "performance-model" else None
         problem = build_problem(self.candidates, self.objective, prior)
-        rule = StopRule(stop.ei_fraction, stop.min_trials)
+        rule = StopRule(stop.ei_fraction, stop.min_trials, stop.min_chance)
         return make_strategy(self.spec.strategy, problem, self.spec.seed, rule)
 
     def _loop(self, strategy: Strategy, stored: dict[int, TrialRow], progress: _Progress) -> str:
@@ -150,7 +150,7 @@ class Search:
                 progress.spend += outcome.search_cost_usd
                 self._show(outcome, strategy, progress)
             if strategy.should_stop():
-                return "stop rule" if len(strategy.untried()) else "no candidates left"
+                return _stop_reason(strategy)
 
     def _batch(
         self, first_id: int, indices: list[int], stored: dict[int, TrialRow]
@@ -254,6 +254,14 @@ def _ranked(strategy: Strategy, by_index: Mapping[int, TrialRow]) -> list[Choice
 def _choice(row: TrialRow) -> Choice:
     assert row.runtime_s is not None and row.cost_usd is not None
     return Choice.of(row.candidate, row.runtime_s, row.cost_usd, row.trial_id)
+
+
+def _stop_reason(strategy: Strategy) -> str:
+    if not len(strategy.untried()):
+        return "no candidates left"
+    if isinstance(strategy, BayesianStrategy) and strategy.hopeless():
+        return "no untried configuration is likely to meet the constraint"
+    return "stop rule"
 
 
 def _remaining(strategy: Strategy) -> float | None:

@@ -84,10 +84,12 @@ class StopSpec(_Section):
     points; a search with the performance model as its prior aims from the first trial, and its
     expected improvement is soon small, so the trial count is what decides how close it comes:
     8 by default (dry-run benchmark in the README: 91.9% of searches within 5% of the optimum,
-    90.4% with 6)."""
+    90.4% with 6). ``min_chance``: under a deadline (or cost cap) that no trial has met yet, stop
+    once no untried configuration has even this probability of meeting it."""
 
     ei_fraction: float = Field(default=0.10, ge=0)
     min_trials: PositiveInt = 8
+    min_chance: float = Field(default=0.01, ge=0, le=1)
 
 
 class SimulatorSpec(_Section):

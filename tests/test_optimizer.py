@@ -136,6 +136,31 @@ def test_stop_rule_threshold_zero_never_stops_early() -> None:
     assert not search.should_stop()
 
 
+def test_stop_rule_gives_up_on_a_deadline_nothing_can_meet() -> None:
+    problem, runtimes = _cluster_problem()
+
+    def search_until_stop(deadline: float) -> tuple[BayesianStrategy, int]:
+        objective = Objective(max_runtime_s=deadline)
+        constrained = Problem(problem.features, problem.price_per_hour, objective)
+        search = BayesianStrategy(constrained, seed=5, stop_rule=StopRule(0.10, min_trials=6))
+        for n in range(1, problem.size + 1):
+            (i,) = search.ask(1)
+            search.tell(Observation(i, float(runtimes[i])))
+            if search.should_stop():
+                return search, n
+        return search, problem.size
+
+    # The fastest configuration takes 575 s: nothing meets 60 s, and after the minimum number of
+    # trials the model gives no untried configuration a 1% chance of it.
+    hopeless, trials = search_until_stop(60.0)
+    assert trials == 6 and hopeless.best() is None and hopeless.hopeless()
+    # Only the fastest configuration meets 600 s: the search does not give up before finding it.
+    narrow, _ = search_until_stop(600.0)
+    best = narrow.best()
+    assert best is not None and best.runtime_s == runtimes.min()
+    assert not narrow.hopeless()
+
+
 @pytest.mark.parametrize("name", ["random", "exhaustive", "cheapest", "gp-ei", "cherrypick"])
 def test_every_strategy_tries_each_candidate_once(name: str) -> None:
     problem, runtimes = _cluster_problem()

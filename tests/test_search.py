@@ -99,6 +99,18 @@ def test_custom_workload_through_the_api(tmp_path: Path) -> None:
     assert result.to_json()["recommendation"]["nodes"] == rec.nodes
 
 
+def test_a_deadline_nothing_can_meet_stops_after_min_trials() -> None:
+    # Steps' fastest machine (32 GPUs) takes about 1125 s: a 60 s deadline is out of reach.
+    result = search(
+        Steps(), "cost", max_runtime_s=60, providers=["gcp"], max_trials=20, min_trials=6
+    )
+    assert result.recommendation is None
+    assert result.trials_used == 6
+    assert result.stopped_because == "no untried configuration is likely to meet the constraint"
+    reachable = search(Steps(), "cost", max_runtime_s=3 * 3600, providers=["gcp"], max_trials=8)
+    assert reachable.stopped_because != result.stopped_because
+
+
 class BarrierProvider(SimulatedProvider):
     """Trials wait for each other: a batch that is not run in parallel breaks the barrier."""
 

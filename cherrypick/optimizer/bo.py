@@ -74,12 +74,14 @@ class BOConfig:
 @dataclass(frozen=True)
 class Scores:
     """Acquisition values of the untried candidates, best first, with the models' (averaged)
-    predicted log cost and its standard deviation before calibration."""
+    predicted log cost and its standard deviation before calibration; while a constraint is set
+    and no trial has met it, ``chance``: the probability that each one's run would."""
 
     indices: IntArray
     values: FloatArray
     log_cost: FloatArray
     sigma: FloatArray
+    chance: FloatArray | None = None
 
     def forecast(self, index: int) -> tuple[float, float] | None:
         where = np.flatnonzero(self.indices == index)
@@ -244,9 +246,11 @@ class BayesianStrategy(Strategy):
             return self._cache[1]
         idx, log_cost = self._training_data(fantasies)
         cand = np.setdiff1d(self.untried(), list(fantasies))
-        values, means, sigmas = [], [], []
+        values, means, sigmas, chances = [], [], [], []
         spread = self.spread()
         p_complete = self._p_complete(cand)
+        _, limit = self._constraint()
+        seeking = limit is not None and self.best() is None
         for target, model in self.models.items():
             if len(idx):
                 model.fit(self.x[idx], log_cost - self._offset(target, idx), optimise=not fantasies)
@@ -259,6 +263,8 @@ class BayesianStrategy(Strategy):
             values.append(
                 self._acquisition(mu_cost, runtime, sigma * spread, p_complete, latent * spread)
             )
+            if seeking:
+                chances.append(self._p_ok(mu_cost, runtime, sigma * spread, p_complete))
             means.append(mu_cost)
             sigmas.append(sigma)
         # An equal mixture of the models' beliefs: EI and the feasibility probability are
@@ -270,7 +276,8 @@ class BayesianStrategy(Strategy):
         value = np.mean(values, axis=0)
         tie_break = mean if self.problem.objective.kind == "cost" else mean - self.log_rate[cand]
         order = np.lexsort((tie_break, -value))
-        scores = Scores(cand[order], value[order], mean[order], sigma_mix[order])
+        chance = np.mean(chances, axis=0)[order] if seeking else None
+        scores = Scores(cand[order], value[order], mean[order], sigma_mix[order], chance)
         if not fantasies:
             self._cache = (version, scores)
         return scores
@@ -304,10 +311,10 @@ class BayesianStrategy(Strategy):
         sigma_ei: FloatArray | None = None,
     ) -> FloatArray:
         objective = self.problem.objective
-        if objective.kind == "cost":
-            log_value, log_limited, limit = log_cost, log_runtime, objective.max_runtime_s
-        else:
-            log_value, log_limited, limit = log_runtime, log_cost, objective.max_cost_usd
+        log_value, log_limited = (
+            (log_cost, log_runtime) if objective.kind == "cost" else (log_runtime, log_cost)
+        )
+        _, limit = self._constraint()
         best = self.best()
         incumbent = None if best is None else objective.value(best.runtime_s, best.cost_usd)
         if (
@@ -320,9 +327,7 @@ class BayesianStrategy(Strategy):
             # value and the expected feasible improvement is exact (``_acquisition``).
             log_cap = math.log(limit) + (log_value - log_limited)
             return expected_improvement(log_value, sigma, incumbent, log_cap) * p_complete
-        p_ok = p_complete * (
-            np.ones_like(sigma) if limit is None else probability_below(log_limited, sigma, limit)
-        )
+        p_ok = self._p_ok(log_cost, log_runtime, sigma, p_complete)
         if incumbent is None:
             if self.prior is None or not np.any(p_ok >= 0.5):
                 return p_ok
@@ -331,6 +336,27 @@ class BayesianStrategy(Strategy):
             incumbent = 1.5 * float(np.exp(log_value[p_ok >= 0.5].min()))
         ei_sigma = sigma if sigma_ei is None else sigma_ei
         return expected_improvement(log_value, ei_sigma, incumbent) * p_ok
+
+    def _constraint(self) -> tuple[str, float | None]:
+        """What the objective constrains ("runtime" or "cost") and its limit, if any."""
+        objective = self.problem.objective
+        if objective.kind == "cost":
+            return "runtime", objective.max_runtime_s
+        return "cost", objective.max_cost_usd
+
+    def _p_ok(
+        self,
+        log_cost: FloatArray,
+        log_runtime: FloatArray,
+        sigma: FloatArray,
+        p_complete: FloatArray | float,
+    ) -> FloatArray:
+        """The probability that a run completes and meets the constraint."""
+        limited, limit = self._constraint()
+        if limit is None:
+            return np.asarray(p_complete * np.ones_like(sigma), dtype=np.float64)
+        log_limited = log_runtime if limited == "runtime" else log_cost
+        return np.asarray(p_complete * probability_below(log_limited, sigma, limit))
 
     def recommend(self) -> Recommendation | None:
         """With a prior, the feasible trial the model believes best, not the luckiest run.
@@ -356,8 +382,22 @@ class BayesianStrategy(Strategy):
             return True
         rule = self.stop_rule
         best = self.best()
-        if rule is None or len(self.observations) < rule.min_trials or best is None or self.pending:
+        if rule is None or len(self.observations) < rule.min_trials or self.pending:
             return False
+        if best is None:
+            return self.hopeless()
         scores = self.scores()
         incumbent = self.problem.objective.value(best.runtime_s, best.cost_usd)
         return bool(scores.values[0] < rule.ei_fraction * incumbent)
+
+    def hopeless(self) -> bool:
+        """True when no trial has met the constraint and, by the model, no untried candidate
+        has even a ``min_chance`` (stop rule) of meeting it: an impossible deadline or cost cap
+        stops the search after ``min_trials`` instead of spending the whole budget."""
+        rule = self.stop_rule
+        if rule is None or self.best() is not None or not len(self.untried()):
+            return False
+        if self.prior is None and not self._has_completed():
+            return False  # no model yet
+        chance = self.scores().chance
+        return chance is not None and float(chance.max()) < rule.min_chance
