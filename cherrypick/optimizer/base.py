@@ -39,6 +39,11 @@ class Objective:
     def value(self, runtime_s: float, cost_usd: float) -> float:
         return cost_usd if self.kind == "cost" else runtime_s
 
+    @property
+    def limit(self) -> float | None:
+        """The limit on what is not the objective: runtime for a cost objective, and vice versa."""
+        return self.max_runtime_s if self.kind == "cost" else self.max_cost_usd
+
     def feasible(self, runtime_s: float, cost_usd: float) -> bool:
         if self.max_runtime_s is not None and runtime_s > self.max_runtime_s:
             return False

@@ -102,6 +102,14 @@ def _log_prior(prior_runtime_s: FloatArray | None, penalty: float) -> FloatArray
     return np.where(known, log_prior, log_prior[known].max() + penalty)
 
 
+def _p_ok(
+    log_limited: FloatArray, limit: float | None, sigma: FloatArray, p_complete: FloatArray | float
+) -> FloatArray:
+    """The probability that a run completes and meets the limit."""
+    meets = np.ones_like(sigma) if limit is None else probability_below(log_limited, sigma, limit)
+    return np.asarray(p_complete * meets, dtype=np.float64)
+
+
 class BayesianStrategy(Strategy):
     name = "cherrypick"
 
@@ -249,8 +257,7 @@ class BayesianStrategy(Strategy):
         values, means, sigmas, chances = [], [], [], []
         spread = self.spread()
         p_complete = self._p_complete(cand)
-        _, limit = self._constraint()
-        seeking = limit is not None and self.best() is None
+        seeking = self.problem.objective.limit is not None and self.best() is None
         for target, model in self.models.items():
             if len(idx):
                 model.fit(self.x[idx], log_cost - self._offset(target, idx), optimise=not fantasies)
@@ -264,7 +271,8 @@ class BayesianStrategy(Strategy):
                 self._acquisition(mu_cost, runtime, sigma * spread, p_complete, latent * spread)
             )
             if seeking:
-                chances.append(self._p_ok(mu_cost, runtime, sigma * spread, p_complete))
+                _, log_limited, limit = self._split(mu_cost, runtime)
+                chances.append(_p_ok(log_limited, limit, sigma * spread, p_complete))
             means.append(mu_cost)
             sigmas.append(sigma)
         # An equal mixture of the models' beliefs: EI and the feasibility probability are
@@ -311,10 +319,7 @@ class BayesianStrategy(Strategy):
         sigma_ei: FloatArray | None = None,
     ) -> FloatArray:
         objective = self.problem.objective
-        log_value, log_limited = (
-            (log_cost, log_runtime) if objective.kind == "cost" else (log_runtime, log_cost)
-        )
-        _, limit = self._constraint()
+        log_value, log_limited, limit = self._split(log_cost, log_runtime)
         best = self.best()
         incumbent = None if best is None else objective.value(best.runtime_s, best.cost_usd)
         if (
@@ -327,7 +332,7 @@ class BayesianStrategy(Strategy):
             # value and the expected feasible improvement is exact (``_acquisition``).
             log_cap = math.log(limit) + (log_value - log_limited)
             return expected_improvement(log_value, sigma, incumbent, log_cap) * p_complete
-        p_ok = self._p_ok(log_cost, log_runtime, sigma, p_complete)
+        p_ok = _p_ok(log_limited, limit, sigma, p_complete)
         if incumbent is None:
             if self.prior is None or not np.any(p_ok >= 0.5):
                 return p_ok
@@ -337,26 +342,14 @@ class BayesianStrategy(Strategy):
         ei_sigma = sigma if sigma_ei is None else sigma_ei
         return expected_improvement(log_value, ei_sigma, incumbent) * p_ok
 
-    def _constraint(self) -> tuple[str, float | None]:
-        """What the objective constrains ("runtime" or "cost") and its limit, if any."""
+    def _split(
+        self, log_cost: FloatArray, log_runtime: FloatArray
+    ) -> tuple[FloatArray, FloatArray, float | None]:
+        """The log of the objective, the log of what is constrained, and the limit (if any)."""
         objective = self.problem.objective
         if objective.kind == "cost":
-            return "runtime", objective.max_runtime_s
-        return "cost", objective.max_cost_usd
-
-    def _p_ok(
-        self,
-        log_cost: FloatArray,
-        log_runtime: FloatArray,
-        sigma: FloatArray,
-        p_complete: FloatArray | float,
-    ) -> FloatArray:
-        """The probability that a run completes and meets the constraint."""
-        limited, limit = self._constraint()
-        if limit is None:
-            return np.asarray(p_complete * np.ones_like(sigma), dtype=np.float64)
-        log_limited = log_runtime if limited == "runtime" else log_cost
-        return np.asarray(p_complete * probability_below(log_limited, sigma, limit))
+            return log_cost, log_runtime, objective.limit
+        return log_runtime, log_cost, objective.limit
 
     def recommend(self) -> Recommendation | None:
         """With a prior, the feasible trial the model believes best, not the luckiest run.
