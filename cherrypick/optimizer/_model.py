@@ -8,6 +8,8 @@ search of 30 trials costs milliseconds per step.
 from __future__ import annotations
 
 import warnings
+from inspect import Parameter, signature
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -15,13 +17,8 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process.kernels import Hyperparameter
 from skopt.learning import GaussianProcessRegressor
-from skopt.learning.gaussian_process.kernels import (
-    ConstantKernel,
-    DotProduct,
-    Kernel,
-    Matern,
-    WhiteKernel,
-)
+from skopt.learning.gaussian_process import kernels
+from skopt.learning.gaussian_process.kernels import Kernel
 
 __all__ = ["Columns", "FailureModel", "GaussianProcess", "scale_features"]
 
@@ -36,6 +33,52 @@ def scale_features(features: FloatArray) -> FloatArray:
     if not keep.any():
         return np.zeros((features.shape[0], 1))
     return np.asarray((features[:, keep] - lo[keep]) / (hi[keep] - lo[keep]), dtype=np.float64)
+
+
+class _Introspected:
+    """scikit-learn finds a kernel's parameters and hyperparameters by introspection (its
+    ``__init__`` signature, ``dir()``) on every access, and a hyperparameter fit reads them a few
+    hundred times per trial: that was a third of a replay benchmark's time. The names depend on
+    the class alone, so they are looked up once per class; the values are read as before."""
+
+    _names: ClassVar[dict[type, tuple[list[str], list[str]]]] = {}
+
+    @classmethod
+    def _lookup(cls) -> tuple[list[str], list[str]]:
+        names = _Introspected._names.get(cls)
+        if names is None:
+            params = [
+                p.name
+                for p in signature(cls.__init__).parameters.values()
+                if p.name != "self" and p.kind != Parameter.VAR_KEYWORD
+            ]
+            hyper = [a for a in dir(cls) if a.startswith("hyperparameter_")]
+            names = _Introspected._names[cls] = (params, hyper)
+        return names
+
+    def get_params(self, deep: bool = True) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self._lookup()[0]}
+
+    @property
+    def hyperparameters(self) -> list[Hyperparameter]:
+        return [getattr(self, name) for name in self._lookup()[1]]
+
+
+# The kernels of scikit-optimize, with the lookup above.
+class ConstantKernel(_Introspected, kernels.ConstantKernel):  # type: ignore[misc]
+    pass
+
+
+class DotProduct(_Introspected, kernels.DotProduct):  # type: ignore[misc]
+    pass
+
+
+class Matern(_Introspected, kernels.Matern):  # type: ignore[misc]
+    pass
+
+
+class WhiteKernel(_Introspected, kernels.WhiteKernel):  # type: ignore[misc]
+    pass
 
 
 class Columns(Kernel):  # type: ignore[misc]
