@@ -113,8 +113,11 @@ def _percentile(values: NDArray[np.float64], q: float) -> float:
     below, above = math.floor(position), math.ceil(position)
     if not math.isfinite(ordered[above]):
         return math.inf
-    weight = position - below
-    return float(ordered[below] * (1 - weight) + ordered[above] * weight)
+    low, high, weight = ordered[below], ordered[above], position - below
+    # numpy's own interpolation, so that finite percentiles are numpy's to the last digit
+    return float(
+        low + (high - low) * weight if weight < 0.5 else high - (high - low) * (1 - weight)
+    )
 
 
 def _summary(values: NDArray[np.float64]) -> dict[str, float]:
