@@ -35,9 +35,9 @@ from cherrypick._search_setup import (
     true_choice,
 )
 from cherrypick._search_trial import LiveInstances, TrialOutcome, TrialRunner
-from cherrypick.errors import SearchInterrupted, StoreError
+from cherrypick.errors import CherrypickError, SearchInterrupted, StoreError
 from cherrypick.optimizer import BayesianStrategy, StopRule, Strategy, make_strategy
-from cherrypick.spec import SearchSpec
+from cherrypick.spec import SearchSpec, parse_spec
 from cherrypick.store import TrialRow, TrialStore
 from providers.base import Candidate, Instance, Provider
 from workloads.base import Workload
@@ -118,7 +118,7 @@ class Search:
     def _open(self) -> dict[int, TrialRow]:
         """Begin or resume the stored search; terminate what a crash left running."""
         if self.store.has_search():
-            self.store.resume(self.identity)
+            self.store.resume(self._stored_if_same())
             if self.store.seed() != self.spec.seed:
                 raise StoreError(f"{self.store.path} holds a search with another seed")
         else:
@@ -132,6 +132,19 @@ class Search:
         problem = build_problem(self.candidates, self.objective, prior)
         rule = StopRule(stop.ei_fraction, stop.min_trials, stop.min_chance)
         return make_strategy(self.spec.strategy, problem, self.spec.seed, rule)
+
+    def _stored_if_same(self) -> Mapping[str, Any]:
+        """The stored specification if it is this search's as this version reads it (a field
+        added since the search began takes its default), else ours, whose difference the store
+        then names."""
+        stored = self.store.spec()
+        extras = {k: stored.get(k) for k in self.identity.keys() - self.spec.identity().keys()}
+        try:
+            fields = {k: v for k, v in stored.items() if k not in extras}
+            now = {**parse_spec(fields).identity(), **extras}
+        except CherrypickError:
+            return self.identity
+        return stored if now == self.identity else self.identity
 
     def _loop(self, strategy: Strategy, stored: dict[int, TrialRow], progress: _Progress) -> str:
         budget = self.spec.budget

@@ -4,6 +4,7 @@ Ctrl-C, and the Python API with a custom workload."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from cherrypick.api import search
 from cherrypick.cli import main
-from cherrypick.errors import SearchInterrupted
+from cherrypick.errors import SearchInterrupted, StoreError
 from cherrypick.store import TrialStore
 from providers.base import Candidate, Instance, TrialRun
 from providers.simulated import SimulatedProvider
@@ -109,6 +110,24 @@ def test_a_deadline_nothing_can_meet_stops_after_min_trials() -> None:
     assert result.stopped_because == "no untried configuration is likely to meet the constraint"
     reachable = search(Steps(), "cost", max_runtime_s=3 * 3600, providers=["gcp"], max_trials=8)
     assert reachable.stopped_because != result.stopped_because
+
+
+def test_a_store_written_before_a_spec_field_existed_resumes(tmp_path: Path) -> None:
+    store = tmp_path / "search.sqlite"
+    args = {"max_runtime_s": 3 * 3600, "providers": ["gcp"], "max_trials": 4, "store": store}
+    first = search(Steps(), "cost", **args)  # type: ignore[arg-type]
+    # As an earlier version wrote it: no stop.min_chance in the stored specification.
+    with sqlite3.connect(store) as conn:
+        (text,) = conn.execute("SELECT spec FROM search").fetchone()
+        older = json.loads(text)
+        del older["stop"]["min_chance"]
+        conn.execute("UPDATE search SET spec = ?", (json.dumps(older),))
+    again = search(Steps(), "cost", **args)  # type: ignore[arg-type]
+    assert again.recommendation == first.recommendation
+    assert again.trials_used == first.trials_used
+    # A real difference is still refused, and named.
+    with pytest.raises(StoreError, match="objective.max_runtime_s"):
+        search(Steps(), "cost", **{**args, "max_runtime_s": 2 * 3600})  # type: ignore[arg-type]
 
 
 class BarrierProvider(SimulatedProvider):
