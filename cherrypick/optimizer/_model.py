@@ -38,7 +38,7 @@ def scale_features(features: FloatArray) -> FloatArray:
 class _Introspected:
     """scikit-learn finds a kernel's parameters and hyperparameters by introspection (its
     ``__init__`` signature, ``dir()``) on every access, and a hyperparameter fit reads them a few
-    hundred times per trial: that was a third of a replay benchmark's time. The names depend on
+    hundred times per trial: more than a third of a replay benchmark's time. The names depend on
     the class alone, so they are looked up once per class; the values are read as before."""
 
     _names: ClassVar[dict[type, tuple[list[str], list[str]]]] = {}
