@@ -220,3 +220,24 @@ def test_deadline_acquisition_is_the_feasible_improvement() -> None:
     roomy = [i for i in va if cap[i] >= best.cost_usd]
     assert roomy and all(va[i] == pytest.approx(vc[i], rel=1e-9, abs=1e-15) for i in roomy)
     assert strategy_registry.create("gp-ei", problem).config.feasible_improvement is False  # type: ignore[attr-defined]
+
+
+def test_kernels_report_what_scikit_learn_finds_by_introspection() -> None:
+    from sklearn.gaussian_process.kernels import Kernel as Introspecting
+
+    from cherrypick.optimizer import _model
+
+    kernels = [
+        _model.ConstantKernel(0.5, (0.1, 2.0)),
+        _model.Matern(np.full(3, 0.5), (0.2, 1.0), nu=2.5),
+        _model.DotProduct(1.0, "fixed"),
+        _model.WhiteKernel(0.01, (1e-4, 0.1)),
+    ]
+    for kernel in kernels:
+        assert repr(kernel.get_params()) == repr(Introspecting.get_params(kernel))
+        assert repr(kernel.hyperparameters) == repr(Introspecting.hyperparameters.fget(kernel))
+        assert kernel.hyperparameters  # each has at least one
+    # What a fit changes goes through: a new theta is read back, in the same order.
+    matern = kernels[1]
+    matern.theta = np.log([0.3, 0.4, 0.9])
+    assert np.allclose(matern.length_scale, [0.3, 0.4, 0.9])
