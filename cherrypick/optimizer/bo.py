@@ -388,9 +388,8 @@ class BayesianStrategy(Strategy):
         has even a ``min_chance`` (stop rule) of meeting it: an impossible deadline or cost cap
         stops the search after ``min_trials`` instead of spending the whole budget."""
         rule = self.stop_rule
-        if rule is None or self.best() is not None or not len(self.untried()):
+        no_model = self.prior is None and not self._has_completed()
+        if rule is None or self.best() is not None or not len(self.untried()) or no_model:
             return False
-        if self.prior is None and not self._has_completed():
-            return False  # no model yet
         chance = self.scores().chance
         return chance is not None and float(chance.max()) < rule.min_chance
