@@ -61,6 +61,7 @@ class Report:
     frame: pd.DataFrame
     recommendation: TrialRow | None
     search_status: str | None
+    stopped_because: str | None = None
 
     @property
     def objective(self) -> Objective:
@@ -112,7 +113,9 @@ def load_report(store_path: Path | str) -> Report:
         status = store.status() if known else None
         result = store.result() if known else None
     frame = build_frame(rows, objective_from_spec(spec))
-    return Report(Path(store_path), frame, _recommend(rows, frame, result), status)
+    reason = (result or {}).get("stopped_because")
+    stopped = reason if isinstance(reason, str) else None
+    return Report(Path(store_path), frame, _recommend(rows, frame, result), status, stopped)
 
 
 def format_table(frame: pd.DataFrame) -> str:
@@ -130,7 +133,7 @@ def _objective_text(objective: Objective) -> str:
 
 
 def summary(report: Report) -> str:
-    """A few lines: the search, its objective and the recommendation."""
+    """A few lines: the search, its objective, why it stopped and the recommendation."""
     frame = report.frame
     ok = int((frame["status"] == "ok").sum())
     spent = float(frame["search_cost_usd"].sum(skipna=True))
@@ -139,6 +142,8 @@ def summary(report: Report) -> str:
         f" trials cost ${spent:,.2f}",
         f"objective: {_objective_text(report.objective)}",
     ]
+    if report.stopped_because:
+        lines.append(f"stopped: {report.stopped_because}")
     rec = report.recommendation
     if rec is None:
         lines.append("recommendation: none (no trial met the objective's limit)")

@@ -274,7 +274,13 @@ def _stop_reason(strategy: Strategy) -> str:
         return "no candidates left"
     if isinstance(strategy, BayesianStrategy) and strategy.hopeless():
         return "no untried configuration is likely to meet the constraint"
-    return "stop rule"
+    rule = strategy.stop_rule
+    if rule is None:  # should_stop() said so without a rule: nothing left to run
+        return "no candidates left"
+    return (
+        f"stop rule: the best expected improvement is below {rule.ei_fraction:.0%} of the best"
+        f" after {len(strategy.observations)} trials"
+    )
 
 
 def _remaining(strategy: Strategy) -> float | None:

@@ -137,12 +137,16 @@ def test_the_searchs_own_recommendation_wins(tmp_path: Path) -> None:
     with TrialStore(path) as store:
         store.begin({"objective": {"kind": "cost", "max_runtime_s": 10 * HOUR}}, seed=5)
         fill(store, TRIALS)
-        store.finish("finished", {"recommendation": {"trial_id": 3}})
+        store.finish(
+            "finished",
+            {"recommendation": {"trial_id": 3}, "stopped_because": "expected improvement < 10%"},
+        )
     report = load_report(path)
     assert report.recommendation is not None and report.recommendation.trial_id == 3
     assert report.search_status == "finished"
     assert "(trial 3)" in summary(report)
     assert "no per-layer timings" not in summary(report)
+    assert "\nstopped: expected improvement < 10%\n" in summary(report)
 
 
 def test_summary_says_when_the_recommendation_has_no_layers() -> None:
@@ -209,6 +213,7 @@ def test_a_search_without_trials_still_reports(tmp_path: Path) -> None:
     files = write_report(path, tmp_path / "out", html=True)
     assert all(p.stat().st_size > 0 for p in files.paths())
     assert "recommendation: none" in summary(load_report(path))
+    assert "stopped:" not in summary(load_report(path))  # it has not
 
 
 def test_format_table_is_readable(store_path: Path) -> None:
