@@ -11,7 +11,8 @@ of the searches can the optimum have been tried?
   first, and every other search stops at ``--min-trials``. No stop rule can do better on the same
   proposals. ``oracle, any N`` is the same without the minimum (a search may stop after one trial).
 
-``-`` means that stopping every search at the minimum already spends more than the limit.
+``-``: no fixed N stays within the limit; for the oracles, stopping every search at the minimum
+already spends more than the limit.
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ def oracle_share(
 
     ``spent``: searches x trials, the cumulative search cost; ``found``: per search, the 0-based
     trial at which it first tried the optimum, or -1. Stopping a search later only costs more, so
-    a search is either stopped at ``min_trials`` or right when it finds the optimum; with equal
-    gains, the cheapest extra spends first is the best choice. None if stopping every search at
-    ``min_trials`` is already over the limit.
+    a search is either stopped at ``min_trials`` or right when it finds the optimum; every search
+    counts the same, so serving the cheapest extra spend first holds the most. None if stopping
+    every search at ``min_trials`` is already over the limit.
     """
     searches, trials = spent.shape
     first = min(min_trials, trials) - 1
@@ -56,7 +57,7 @@ def oracle_share(
     if room < 0:
         return None
     held = int(np.sum((found >= 0) & (found <= first)))
-    later = (found > first) & (found >= 0)
+    later = found > first
     extra = np.sort(spent[later, found[later]] - base[later])
     held += int(np.searchsorted(np.cumsum(extra), room, side="right"))
     return float(held / searches)
