@@ -24,9 +24,8 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from cherrypick.benchmarking import SearchTrace, _map, max_runtime_for
+from cherrypick.benchmarking import SearchTrace, max_runtime_for, run_searches
 from cherrypick.errors import CherrypickError, InputError
-from cherrypick.optimizer import strategy_registry
 from providers.replay import ReplayWorkload, load_table
 
 __all__ = ["first_optimum", "oracle_share"]
@@ -138,20 +137,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cost-fraction", type=float, default=1 / 8)
     parser.add_argument("--feasible-fraction", type=float)
     args = parser.parse_args(argv)
-    if args.seeds < 1 or args.budget < 1 or args.min_trials < 1 or args.cost_fraction <= 0:
-        raise InputError("--seeds, --budget and --min-trials must be >= 1, --cost-fraction > 0")
+    if args.min_trials < 1 or args.cost_fraction <= 0:
+        raise InputError("--min-trials must be >= 1 and --cost-fraction > 0")
     strategies = args.strategy or ["cherrypick"]
-    for name in strategies:
-        strategy_registry.get(name)
     workloads = load_table(args.table).select(args.workload)
+    traces = run_searches(
+        workloads, strategies, args.seeds, args.budget, feasible_fraction=args.feasible_fraction
+    )
     deadlines = {w.name: max_runtime_for(w, args.feasible_fraction, None) for w in workloads}
-    tasks = [
-        (w, s, seed, args.budget, deadlines[w.name], None)
-        for w in workloads
-        for s in strategies
-        for seed in range(args.seeds)
-    ]
-    traces = _map(tasks, None, None)
     rows = bound_rows(traces, workloads, strategies, args.cost_fraction, args.min_trials, deadlines)
     print(_format(rows, args.min_trials, args.budget))
 

@@ -24,7 +24,14 @@ from cherrypick.optimizer import Objective, Observation, Problem, StopRule, make
 from cherrypick.optimizer import strategy_registry as _strategies
 from providers.replay import ReplayWorkload
 
-__all__ = ["BenchmarkResult", "SearchTrace", "benchmark", "format_result", "run_search"]
+__all__ = [
+    "BenchmarkResult",
+    "SearchTrace",
+    "benchmark",
+    "format_result",
+    "run_search",
+    "run_searches",
+]
 
 ALL = "ALL"
 
@@ -188,6 +195,32 @@ def benchmark(
     progress: Callable[[int, int], None] | None = None,
 ) -> BenchmarkResult:
     """Run every (workload, strategy, seed) search, in parallel processes, and summarise."""
+    traces = run_searches(
+        workloads,
+        strategies,
+        seeds,
+        budget,
+        feasible_fraction,
+        max_runtime_s,
+        stop_rule,
+        jobs,
+        progress,
+    )
+    return _summarise(traces, strategies, [w.name for w in workloads], budget)
+
+
+def run_searches(
+    workloads: Sequence[ReplayWorkload],
+    strategies: Sequence[str],
+    seeds: int = 50,
+    budget: int = 30,
+    feasible_fraction: float | None = None,
+    max_runtime_s: float | None = None,
+    stop_rule: StopRule | None = None,
+    jobs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[SearchTrace]:
+    """Every (workload, strategy, seed) search's trace, run in parallel processes."""
     for name in strategies:
         _strategies.get(name)
     if seeds < 1 or budget < 1:
@@ -199,8 +232,7 @@ def benchmark(
         tasks += [
             (w, s, seed, budget, deadline, stop_rule) for s in strategies for seed in range(seeds)
         ]
-    traces = _map(tasks, jobs, progress)
-    return _summarise(traces, strategies, [w.name for w in workloads], budget)
+    return _map(tasks, jobs, progress)
 
 
 def _map(

@@ -275,8 +275,7 @@ def _stop_reason(strategy: Strategy) -> str:
     if isinstance(strategy, BayesianStrategy) and strategy.hopeless():
         return "no untried configuration is likely to meet the constraint"
     rule = strategy.stop_rule
-    if rule is None:  # should_stop() said so without a rule: nothing left to run
-        return "no candidates left"
+    assert rule is not None  # with candidates left, only the rule stops a search
     return (
         f"stop rule: the best expected improvement is below {rule.ei_fraction:.0%} of the best"
         f" after {len(strategy.observations)} trials"
