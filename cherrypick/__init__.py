@@ -23,7 +23,7 @@ _EXPORTS = {
     "BOConfig": "cherrypick.optimizer",
     "make_strategy": "cherrypick.optimizer",
     "strategy_registry": "cherrypick.optimizer",
-    "benchmark": "cherrypick.benchmarking",
+    "benchmark": "cherrypick.bench.replay",
     "search": "cherrypick.api",
     "CherrypickError": "cherrypick.errors",
     "InputError": "cherrypick.errors",

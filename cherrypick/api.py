@@ -1,6 +1,6 @@
 """The Python API: ``cherrypick.search(...)``, everything ``cherrypick search`` does, from a script.
 
-A custom workload is a small :class:`workloads.base.Workload` subclass; for dry runs on the
+A custom workload is a small :class:`cherrypick.workloads.base.Workload` subclass; for dry runs on the
 simulated provider it only needs ``estimate_runtime`` (or ``simulation_profile``)::
 
     class MyJob(Workload):
@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from cherrypick.errors import InputError
+from cherrypick.providers.base import Provider
 from cherrypick.searching import Display, SearchResult, run_search, stderr_display
 from cherrypick.spec import SearchSpec, parse_spec
-from providers.base import Provider
 
 __all__ = ["search"]
 
@@ -98,7 +98,7 @@ def search(
 
 
 def _spec(workload: Any, params: Mapping[str, Any] | None, **sections: Any) -> SearchSpec:
-    from workloads.base import Workload
+    from cherrypick.workloads.base import Workload
 
     if isinstance(workload, str):
         named = {"name": workload, "params": dict(params or {})}

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from cherrypick.registry import Registry
 
 if TYPE_CHECKING:
-    from workloads.base import TrialResult, Workload
+    from cherrypick.workloads.base import TrialResult, Workload
 
 __all__ = ["Candidate", "Instance", "Offering", "Provider", "TrialRun", "provider_registry"]
 
@@ -136,5 +136,4 @@ class Provider(ABC):
 
 
 provider_registry: Registry[Provider] = Registry("provider", "cherrypick.providers")
-provider_registry.register_lazy("replay", "providers.replay:ReplayProvider")
-provider_registry.register_lazy("simulated", "providers.simulated:SimulatedProvider")
+provider_registry.register_lazy("simulated", "cherrypick.providers.simulated:SimulatedProvider")

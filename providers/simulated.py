@@ -2,12 +2,10 @@
 
 It launches make-believe machines (failing with ``CapacityError`` at a configurable rate), and
 answers each trial from the workload's own estimate or from the performance model
-(``providers._perf``) of the workload's :class:`JobProfile` on the candidate's hardware, times
-cloud-like noise. Every random draw is seeded by a stable hash of (seed, candidate, purpose), not
+(``cherrypick.perfmodel``) of the workload's :class:`JobProfile` on the candidate's hardware,
+times cloud-like noise. Every random draw is seeded by a stable hash of (seed, candidate, purpose), not
 by call order, so any order of trials, a resumed search and an exhaustive sweep all see the same
 value for the same candidate.
-
-Run ``python -m providers.simulated --model resnet50 --precision fp16`` for the model's GPU ranking.
 """
 
 from __future__ import annotations
@@ -18,13 +16,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from cherrypick.providers.base import Candidate, Instance, Provider, TrialRun
+from cherrypick.workloads.base import JobProfile, TrialResult, Workload
 
-from cherrypick._catalog_gpus import GpuSpec
-from cherrypick.errors import CapacityError, ProvisioningError, UnknownNameError, WorkloadError
-from providers._perf import STARTUP_S, Prediction, predict
-from providers._perf_calibrate import calibrated_parts
-from providers.base import Candidate, Instance, Provider, TrialRun
-from workloads.base import JobProfile, TrialResult, Workload
+from cherrypick.catalog.gpus import GpuSpec
+from cherrypick.errors import CapacityError, ProvisioningError
+from cherrypick.perfmodel import STARTUP_S, PerformanceModel, Prediction, job_profile
 
 __all__ = ["Prediction", "SimulatedProvider"]
 
@@ -60,21 +57,13 @@ class SimulatedProvider(Provider):
                 "noise and model_error must be >= 0 and boot_s an ordered (low, high) pair"
             )
         self.seed = seed
-        self._gpus = gpus
+        self.model = PerformanceModel(gpus)
         self.capacity_error_rate = capacity_error_rate
         self.noise = noise
         self.model_error = model_error
         self.boot_range = boot_s
         self._attempts: dict[str, int] = {}
         self._running: dict[str, tuple[Instance, str]] = {}
-
-    @property
-    def gpus(self) -> Mapping[str, GpuSpec]:
-        if self._gpus is None:  # the catalog imports numpy and YAML: only when needed
-            from cherrypick.catalog import load_gpus
-
-            self._gpus = load_gpus()
-        return self._gpus
 
     def launch(self, candidate: Candidate, tag: str) -> Sequence[Instance]:
         attempt = self._attempts.get(candidate.key, 0)
@@ -120,31 +109,10 @@ class SimulatedProvider(Provider):
                 "ok", runtime, {"simulated": True, "projected_job_seconds": runtime}
             )
             return TrialRun(result, boot, SETUP_S, min(runtime, TRIAL_CAP_S))
-        profile = _profile(workload)
-        prediction = self.predict(candidate, profile)
+        profile = job_profile(workload)
+        prediction = self.model.predict(candidate, profile)
         result, run_s = _trial(prediction, factor, timeout_s)
         return TrialRun(result, boot, _setup_s(candidate, profile), run_s)
-
-    def model_runtime(self, candidate: Candidate, workload: Workload) -> float | None:
-        """The performance model's runtime for ``workload`` on ``candidate``, without the
-        simulated cloud's departures from it; None where the model predicts the run fails
-        (``WorkloadError`` if the workload cannot be modelled). A search uses it as its prior."""
-        estimate = workload.estimate_runtime(candidate)
-        if estimate is not None:
-            return estimate
-        prediction = self.predict(candidate, _profile(workload))
-        return None if prediction.oom else prediction.runtime_s
-
-    def predict(self, candidate: Candidate, profile: JobProfile) -> Prediction:
-        """The noise-free prediction for ``profile`` on ``candidate`` (calibrated if it can be)."""
-        gpu = candidate.offering.gpu
-        if gpu not in self.gpus:
-            raise UnknownNameError("GPU", gpu, self.gpus)
-        spec = self.gpus[gpu]
-        parts = None
-        if profile.calibration is not None:
-            parts = calibrated_parts(profile, profile.calibration, spec, self.gpus)
-        return predict(candidate, profile, spec, parts)
 
     def noise_factor(self, candidate: Candidate) -> float:
         """How far the simulated cloud is from the noise-free model for ``candidate``.
@@ -191,16 +159,6 @@ def _stable_seed(*parts: Any) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
 
 
-def _profile(workload: Workload) -> JobProfile:
-    profile = workload.simulation_profile()
-    if profile is None:
-        raise WorkloadError(
-            f"workload '{workload.name}' cannot be simulated: it has neither a"
-            " simulation_profile() nor an estimate_runtime()"
-        )
-    return profile
-
-
 def _trial(prediction: Prediction, factor: float, timeout_s: float) -> tuple[TrialResult, float]:
     """The observation and how long the short trial ran."""
     if prediction.oom:
@@ -245,8 +203,3 @@ def _setup_s(candidate: Candidate, profile: JobProfile) -> float:
     rate = min(float(gbps), 10.0) if isinstance(gbps, int | float) and gbps > 0 else 10.0
     return SETUP_S + profile.samples_per_epoch * _FOLDER_BYTES_PER_SAMPLE * 8 / (rate * 1e9)
 
-
-if __name__ == "__main__":
-    from providers._perf_ranking import main
-
-    raise SystemExit(main())

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cherrypick.benchmarking import _summary, benchmark, run_search
+from cherrypick.bench.replay import _summary, benchmark, run_search
+from cherrypick.bench.tables import load_table
 from cherrypick.cli import main
 from cherrypick.optimizer import StopRule
-from providers.replay import load_table
 
 
 def test_fixed_seed_cherrypick_beats_random(bundled_table: Path) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cherrypick.providers.base import Offering
 
 from cherrypick.catalog import (
     COLUMNS,
@@ -18,7 +19,6 @@ from cherrypick.catalog import (
     load_gpus,
 )
 from cherrypick.errors import InputError, UnknownNameError, ValidationError
-from providers.base import Offering
 
 GOOD_ROW = "aws,us-east-1,p4d.24xlarge,96,1152,A100,8,40,nvswitch,400,32.7726,5.0933"
 

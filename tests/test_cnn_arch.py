@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from cherrypick.workloads.cnn.arch import MODELS, analyze, architecture
+from cherrypick.workloads.cnn.models import build_model, named_layers
 from torch.utils.flop_counter import FlopCounterMode
 
 from cherrypick.errors import InputError, UnknownNameError
-from workloads.cnn.arch import MODELS, analyze, architecture
-from workloads.cnn.models import build_model, named_layers
 
 # torchvision's counts for the same networks at 1000 classes (AlexNet there pools adaptively to
 # 6x6, which a 224x224 input reaches anyway).

@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 
 import pytest
+from cherrypick.workloads.cnn.config import TrainConfig, add_config_arguments, config_from_args
 
 from cherrypick.errors import InputError, ValidationError
-from workloads.cnn.config import TrainConfig, add_config_arguments, config_from_args
 
 
 def _parse(argv: list[str]) -> TrainConfig:

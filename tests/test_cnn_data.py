@@ -6,10 +6,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from cherrypick.errors import InputError
-from workloads.cnn.config import TrainConfig
-from workloads.cnn.data import (
+from cherrypick.workloads.cnn.config import TrainConfig
+from cherrypick.workloads.cnn.data import (
     ImageFolder,
     SyntheticImages,
     build_dataset,
@@ -17,6 +15,8 @@ from workloads.cnn.data import (
     generate_jpeg_dataset,
     make_loader,
 )
+
+from cherrypick.errors import InputError
 
 
 def test_synthetic_images_have_the_size_and_cycle_labels() -> None:

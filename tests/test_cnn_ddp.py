@@ -34,7 +34,7 @@ def test_two_ranks_train_with_gloo_and_rank0_merges(tmp_path: Path) -> None:
         "--master-port",
         str(_free_port()),
         "-m",
-        "workloads.cnn.train",
+        "cherrypick.workloads.cnn.train",
         "--model",
         "resnet18",
         *tiny_train_args(sample_every=1),

@@ -6,13 +6,12 @@ import time
 
 import pytest
 import torch
+from cherrypick.workloads.cnn._clock import CpuClock
+from cherrypick.workloads.cnn.config import TrainConfig
+from cherrypick.workloads.cnn.models import build_model, named_layers
+from cherrypick.workloads.cnn.profiler import LayerProfiler
+from cherrypick.workloads.cnn.runner import local_trainer
 from torch import nn
-
-from workloads.cnn._clock import CpuClock
-from workloads.cnn.config import TrainConfig
-from workloads.cnn.models import build_model, named_layers
-from workloads.cnn.profiler import LayerProfiler
-from workloads.cnn.runner import local_trainer
 
 TINY = {
     "image_size": 32,

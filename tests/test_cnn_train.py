@@ -1,4 +1,4 @@
-"""``python -m workloads.cnn.train``: the result file, its fixed keys, and the exit codes."""
+"""``python -m cherrypick.workloads.cnn.train``: the result file, its fixed keys, and the exit codes."""
 
 from __future__ import annotations
 
@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 from _tiny import tiny_train_args
-
-from workloads.base import BREAKDOWN_KEYS
-from workloads.cnn.train import EXIT_CODES, main
+from cherrypick.workloads.base import BREAKDOWN_KEYS
+from cherrypick.workloads.cnn.train import EXIT_CODES, main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = tiny_train_args()
@@ -81,7 +80,7 @@ def test_out_of_host_memory_exits_3_with_an_oom_result(tmp_path: Path) -> None:
     # Weights of several terabytes, in a process whose address space is capped: the allocator
     # refuses them at once, whatever the kernel's overcommit policy.
     output = tmp_path / "result.json"
-    command = [sys.executable, "-m", "workloads.cnn.train", *TINY, "--model", "vgg11"]
+    command = [sys.executable, "-m", "cherrypick.workloads.cnn.train", *TINY, "--model", "vgg11"]
     done = subprocess.run(
         [*command, "--width", "2000", "--output", str(output)],
         cwd=ROOT,

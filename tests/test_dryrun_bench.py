@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from cherrypick._dryrun_bench import Outcome, _example, _summary
-from cherrypick._search_setup import (
+from cherrypick.bench.dryrun import Outcome, _example, _summary
+from cherrypick.searching.setup import (
     build_candidates,
     build_providers,
     build_workload,

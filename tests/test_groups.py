@@ -55,9 +55,10 @@ def test_groups_need_one_label_per_candidate() -> None:
 
 
 def test_a_search_groups_its_candidates_by_gpu_model() -> None:
-    from cherrypick._search_setup import build_problem
+    from cherrypick.providers.base import Candidate
+
     from cherrypick.catalog import load_catalog
-    from providers.base import Candidate
+    from cherrypick.searching.setup import build_problem
 
     offerings = load_catalog(providers=["aws"])
     candidates = [Candidate(o, n) for o in offerings for n in (1, 2)]

@@ -6,10 +6,16 @@ import dataclasses
 from typing import Any
 
 import pytest
+from cherrypick.providers.base import Candidate, Offering
+from cherrypick.workloads.base import JobProfile
+from cherrypick.workloads.cnn.workload import CNNWorkload
 
 from cherrypick.catalog import load_gpus
 from cherrypick.errors import InputError
-from providers._perf import (
+from cherrypick.perfmodel import PerformanceModel
+from cherrypick.perfmodel.calibrate import gpu_key
+from cherrypick.perfmodel.communication import buckets, ring_allreduce_s
+from cherrypick.perfmodel.predict import (
     COMPUTE_EFFICIENCY,
     MEMORY_EFFICIENCY,
     TENSOR_CORE_FRACTION,
@@ -17,12 +23,6 @@ from providers._perf import (
     predict,
     roofline_s,
 )
-from providers._perf_calibrate import gpu_key
-from providers._perf_comm import buckets, ring_allreduce_s
-from providers.base import Candidate, Offering
-from providers.simulated import SimulatedProvider
-from workloads.base import JobProfile
-from workloads.cnn.workload import CNNWorkload
 
 GPUS = load_gpus()
 
@@ -167,7 +167,7 @@ def measured(job: JobProfile, device: str) -> dict[str, Any]:
 def test_calibration_reproduces_the_measured_gpu_and_scales_to_others() -> None:
     job = profile()
     calibrated = dataclasses.replace(job, calibration=measured(job, "NVIDIA A100-SXM4-40GB"))
-    provider = SimulatedProvider(gpus=GPUS)
+    provider = PerformanceModel(GPUS)
     on_a100 = provider.predict(Candidate(offering("A100")), calibrated)
     for i, layer in enumerate(on_a100.layers):
         assert layer.forward_s == pytest.approx((1.0 + i) / 1000)
@@ -187,7 +187,7 @@ def test_calibration_reproduces_the_measured_gpu_and_scales_to_others() -> None:
 def test_calibration_of_another_model_or_precision_is_refused() -> None:
     job = profile()
     other = measured(profile("resnet18"), "Tesla T4")
-    provider = SimulatedProvider(gpus=GPUS)
+    provider = PerformanceModel(GPUS)
     with pytest.raises(InputError, match="not the job's"):
         provider.predict(Candidate(offering("T4")), dataclasses.replace(job, calibration=other))
     fp32 = {**measured(job, "Tesla T4"), "config": {"precision": "fp32"}}

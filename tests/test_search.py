@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cherrypick.providers.base import Candidate, Instance, TrialRun
+from cherrypick.providers.simulated import SimulatedProvider
+from cherrypick.workloads.base import TrialResult, Workload
 
 from cherrypick.api import search
 from cherrypick.cli import main
 from cherrypick.errors import SearchInterrupted, StoreError
 from cherrypick.store import TrialStore
-from providers.base import Candidate, Instance, TrialRun
-from providers.simulated import SimulatedProvider
-from workloads.base import TrialResult, Workload
 
 SMALL = {"providers": ["aws"], "max_nodes": 2}
 

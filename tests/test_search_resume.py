@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
+from cherrypick.workloads.base import workload_registry
 
 from cherrypick.cli import main
 from cherrypick.store import TrialStore
-from workloads.base import workload_registry
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -27,7 +27,7 @@ def _cli(args: list[str]) -> list[str]:
     """A ``cherrypick`` command line whose process also knows the slow workload."""
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
-        " from workloads.base import workload_registry;"
+        " from cherrypick.workloads.base import workload_registry;"
         " from test_search_resume import Slow;"
         " workload_registry.register('slow', Slow);"
         " from cherrypick.cli import main; raise SystemExit(main(sys.argv[2:]))"
@@ -39,7 +39,7 @@ class Slow:
     """Registered as a workload factory in the subprocess: a CNN job whose trials take 0.1 s."""
 
     def __new__(cls, params: dict[str, object]) -> object:
-        from workloads.cnn.workload import CNNWorkload
+        from cherrypick.workloads.cnn.workload import CNNWorkload
 
         class _Slow(CNNWorkload):
             def simulation_profile(self):  # type: ignore[no-untyped-def]

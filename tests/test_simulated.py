@@ -6,13 +6,13 @@ import math
 from collections.abc import Sequence
 
 import pytest
+from cherrypick.providers.base import Candidate, TrialRun, provider_registry
+from cherrypick.providers.simulated import SimulatedProvider
+from cherrypick.workloads.base import TrialResult, Workload
+from cherrypick.workloads.cnn.workload import CNNWorkload
 
 from cherrypick.catalog import CatalogFilter, load_catalog, load_gpus
 from cherrypick.errors import CapacityError, ProvisioningError, WorkloadError
-from providers.base import Candidate, TrialRun, provider_registry
-from providers.simulated import SimulatedProvider
-from workloads.base import TrialResult, Workload
-from workloads.cnn.workload import CNNWorkload
 
 GPUS = load_gpus()
 CANDIDATES = CatalogFilter(providers=["aws"], gpus=["T4", "A10G", "V100"], max_nodes=2).candidates(
@@ -62,7 +62,7 @@ def test_another_seed_gives_other_noise_around_the_model() -> None:
     quiet = SimulatedProvider(1, gpus=GPUS, noise=0.0, model_error=0.0)
     run = quiet.execute(CANDIDATES[0], [], RESNET, 3600)
     assert (
-        run.result.runtime_s == quiet.predict(CANDIDATES[0], RESNET.simulation_profile()).runtime_s
+        run.result.runtime_s == quiet.model.predict(CANDIDATES[0], RESNET.simulation_profile()).runtime_s
     )
 
 
@@ -88,15 +88,15 @@ def test_model_error_is_shared_by_a_gpu_and_grows_with_nodes() -> None:
     assert {exact.noise_factor(c) for c in CANDIDATES} == {1.0}
 
 
-def test_model_runtime_is_the_noise_free_prior() -> None:
+def test_the_performance_model_is_the_noise_free_truth() -> None:
     provider = SimulatedProvider(5, gpus=GPUS)
     c = CANDIDATES[0]
-    expected = provider.predict(c, RESNET.simulation_profile()).runtime_s
-    assert provider.model_runtime(c, RESNET) == expected
+    expected = provider.model.predict(c, RESNET.simulation_profile()).runtime_s
+    assert provider.model.runtime(c, RESNET) == expected
     run = provider.execute(c, [], RESNET, 3600)
     assert run.result.runtime_s == pytest.approx(expected * provider.noise_factor(c))
     huge = CNNWorkload({"model": "vgg16", "batch_size": 4096, "precision": "fp32"})
-    assert provider.model_runtime(c, huge) is None  # predicted out of memory
+    assert provider.model.runtime(c, huge) is None  # predicted out of memory
 
 
 def test_ok_trial_has_result_json_shape_and_plausible_times() -> None:

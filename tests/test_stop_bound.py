@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cherrypick._stop_bound import first_optimum, main, oracle_share
-from cherrypick.benchmarking import run_search
-from providers.replay import load_table
+from cherrypick.bench.replay import run_search
+from cherrypick.bench.stop_bound import first_optimum, main, oracle_share
+from cherrypick.bench.tables import load_table
 
 # Cumulative search cost of four searches over five trials, and the trial (0-based) at which each
 # first tried the optimum: A at once, B late and dearly, C never, D a little after the minimum.

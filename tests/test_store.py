@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from cherrypick.providers.base import Instance
 
 from cherrypick.errors import InputError, StoreError
 from cherrypick.store import TrialStore
-from providers.base import Instance
 
 SPEC: dict[str, Any] = {
     "workload": {"name": "resnet50", "batch_size": 64},

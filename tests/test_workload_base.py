@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from cherrypick.errors import UnknownNameError
-from providers.base import Candidate, Offering
-from workloads import (
+from cherrypick.providers.base import Candidate, Offering
+from cherrypick.workloads import (
     JobProfile,
     LayerCost,
     TrialResult,
@@ -16,6 +14,8 @@ from workloads import (
     create_workload,
     workload_registry,
 )
+
+from cherrypick.errors import UnknownNameError
 
 OFFERING = Offering("aws", "us-east-1", "g5.xlarge", 4, 16, "A10G", 1, 24, "pcie", 1.0)
 

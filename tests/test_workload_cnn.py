@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from cherrypick.providers.base import Candidate, Offering
+from cherrypick.workloads import create_workload
+from cherrypick.workloads.cnn import CNNWorkload
 
 from cherrypick.errors import UnknownNameError, ValidationError
-from providers.base import Candidate, Offering
-from workloads import create_workload
-from workloads.cnn import CNNWorkload
 
 ROOT = Path(__file__).resolve().parents[1]
 GPU4 = Offering("aws", "us-east-1", "p3.8xlarge", 32, 244, "V100", 4, 16, "nvlink", 12.24)
@@ -53,7 +53,7 @@ def test_single_gpu_runs_plain_python_with_the_config_as_a_file() -> None:
     command = workload.command(Candidate(GPU1), 0, "10.0.0.1", 29500)
     assert "torch.distributed.run" not in command
     assert command.endswith(
-        f"-m workloads.cnn.train --config /tmp/cherrypick/run.yaml --output {workload.result_path}"
+        f"-m cherrypick.workloads.cnn.train --config /tmp/cherrypick/run.yaml --output {workload.result_path}"
     )
     written = shlex.split(command.split(" > ")[0])[-1]
     assert json.loads(written)["device"] == "cuda"
@@ -110,7 +110,7 @@ def test_parse_ok_oom_and_malformed_results() -> None:
 def test_simulation_profile_of_resnet50_without_importing_torch() -> None:
     code = (
         "import sys, json\n"
-        "from workloads import create_workload\n"
+        "from cherrypick.workloads import create_workload\n"
         "p = create_workload('cnn', {'model': 'resnet50', 'batch_size': 64}).simulation_profile()\n"
         "print(json.dumps([p.parameter_count, p.forward_flops, len(p.layers), p.samples_per_epoch,"
         " 'torch' in sys.modules]))\n"

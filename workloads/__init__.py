@@ -1,6 +1,6 @@
-"""Workloads: the jobs a search runs on candidate machines (``workloads.base``), e.g. ``cnn``."""
+"""Workloads: the jobs a search runs on candidate machines (``cherrypick.workloads.base``), e.g. ``cnn``."""
 
-from workloads.base import (
+from cherrypick.workloads.base import (
     TRIAL_STATUSES,
     JobProfile,
     LayerCost,

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from cherrypick.registry import Registry
 
 if TYPE_CHECKING:
-    from providers.base import Candidate
+    from cherrypick.providers.base import Candidate
 
 __all__ = [
     "BREAKDOWN_KEYS",
@@ -145,7 +145,7 @@ class Workload(ABC):
 
 
 workload_registry: Registry[Workload] = Registry("workload", "cherrypick.workloads")
-workload_registry.register_lazy("cnn", "workloads.cnn.workload:CNNWorkload")
+workload_registry.register_lazy("cnn", "cherrypick.workloads.cnn.workload:CNNWorkload")
 
 
 def create_workload(name: str, params: Mapping[str, Any] | None = None) -> Workload:

@@ -7,9 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from cherrypick.benchmarking import BenchmarkResult, benchmark, format_result
+from cherrypick.bench.replay import BenchmarkResult, benchmark, format_result
+from cherrypick.bench.tables import load_table, select_workloads
 from cherrypick.optimizer import StopRule
-from providers.replay import load_table, select_workloads
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,11 +10,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from workloads.cnn.config import add_config_arguments, config_from_args
-from workloads.cnn.report import format_report, plot_result
-from workloads.cnn.result import write_result
+from cherrypick.workloads.cnn.config import add_config_arguments, config_from_args
+from cherrypick.workloads.cnn.report import format_report, plot_result
+from cherrypick.workloads.cnn.result import write_result
 
-_EXIT = {"ok": 0, "oom": 3, "error": 4}  # as python -m workloads.cnn.train
+_EXIT = {"ok": 0, "oom": 3, "error": 4}  # as python -m cherrypick.workloads.cnn.train
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from workloads.cnn.runner import profile_run  # imports torch
+    from cherrypick.workloads.cnn.runner import profile_run  # imports torch
 
     result = profile_run(config_from_args(args))
     output = Path(args.output)

@@ -29,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cherrypick._search_plan import prepare
     from cherrypick.searching import format_summary, run_search, stderr_display
+    from cherrypick.searching.plan import prepare
 
     plan = prepare(args.file, args.resume, args.store, args.dry_run, args.seed, args.parallel)
     if args.exhaustive and not plan.dry_run:

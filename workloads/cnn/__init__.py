@@ -1,7 +1,7 @@
 """The profiled CNN training workload.
 
 ``profile_run(config)`` trains in this process and returns the result dict; the CLI
-``python -m workloads.cnn.train`` wraps it for VMs (exit codes, result file); ``CNNWorkload`` is
+``python -m cherrypick.workloads.cnn.train`` wraps it for VMs (exit codes, result file); ``CNNWorkload`` is
 what a search uses. The specs (``arch``) and the configuration import no torch; ``profile_run``
 imports it on first use.
 """
@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from workloads.cnn.arch import MODELS, analyze, architecture
-from workloads.cnn.config import TrainConfig
-from workloads.cnn.report import format_report, plot_result
-from workloads.cnn.result import SCHEMA_VERSION, parse_result
-from workloads.cnn.workload import CNNWorkload
+from cherrypick.workloads.cnn.arch import MODELS, analyze, architecture
+from cherrypick.workloads.cnn.config import TrainConfig
+from cherrypick.workloads.cnn.report import format_report, plot_result
+from cherrypick.workloads.cnn.result import SCHEMA_VERSION, parse_result
+from cherrypick.workloads.cnn.workload import CNNWorkload
 
 if TYPE_CHECKING:
-    from workloads.cnn.runner import profile_run
+    from cherrypick.workloads.cnn.runner import profile_run
 
 __all__ = [
     "MODELS",
@@ -35,7 +35,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "profile_run":  # imports torch
-        from workloads.cnn.runner import profile_run
+        from cherrypick.workloads.cnn.runner import profile_run
 
         return profile_run
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""The op specs that layer specs are made of (pure data; see ``workloads.cnn.arch``)."""
+"""The op specs that layer specs are made of (pure data; see ``cherrypick.workloads.cnn.arch``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Layer specs of the five models, after their papers (see ``workloads.cnn.arch``).
+"""Layer specs of the five models, after their papers (see ``cherrypick.workloads.cnn.arch``).
 
 AlexNet: Krizhevsky et al. 2012, with the channel counts of Krizhevsky 2014 ("one weird trick",
 also torchvision's) and no local response normalisation. VGG: Simonyan & Zisserman 2015,
@@ -9,7 +9,7 @@ residual block, so that the named layers cover the whole network.
 
 from __future__ import annotations
 
-from workloads.cnn._ops import (
+from cherrypick.workloads.cnn._ops import (
     BatchNorm,
     Conv,
     Dropout,

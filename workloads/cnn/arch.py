@@ -1,6 +1,6 @@
 """The CNN architectures as pure-Python layer specs, and their analytic costs (no torch here).
 
-One spec serves twice: ``workloads.cnn.models`` builds the torch modules from it, and
+One spec serves twice: ``cherrypick.workloads.cnn.models`` builds the torch modules from it, and
 :func:`analyze` computes each named layer's output shape, forward and backward FLOPs, bytes moved,
 parameters and saved activations, so the simulator can profile ResNet-50 on 224x224 images without
 importing torch.
@@ -18,9 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cherrypick.errors import InputError, UnknownNameError
-from workloads.cnn import _zoo
-from workloads.cnn._ops import (
+from cherrypick.workloads.cnn import _zoo
+from cherrypick.workloads.cnn._ops import (
     BatchNorm,
     Conv,
     Dropout,
@@ -33,6 +32,8 @@ from workloads.cnn._ops import (
     ReLU,
     Residual,
 )
+
+from cherrypick.errors import InputError, UnknownNameError
 
 __all__ = [
     "MODELS",

@@ -2,9 +2,9 @@
 
 ::
 
-    python -m workloads.cnn.bench accounting  # breakdown vs iteration time: unattributed share
-    python -m workloads.cnn.bench overhead    # profiled vs plain iterations, alternating
-    python -m workloads.cnn.bench crosscheck  # per-layer times vs torch.profiler's, same iterations
+    python -m cherrypick.workloads.cnn.bench accounting  # breakdown vs iteration time: unattributed share
+    python -m cherrypick.workloads.cnn.bench overhead    # profiled vs plain iterations, alternating
+    python -m cherrypick.workloads.cnn.bench crosscheck  # per-layer times vs torch.profiler's, same iterations
 
 Common flags: ``--models``, ``--batches``, ``--image-size``, ``--iterations``, ``--device``,
 ``--threads`` (torch's CPU threads; 1 keeps a shared machine's noise down).
@@ -19,12 +19,11 @@ from contextlib import ExitStack
 from typing import Any
 
 import torch
+from cherrypick.workloads.cnn.config import TrainConfig
+from cherrypick.workloads.cnn.runner import local_trainer, profile_run
+from cherrypick.workloads.cnn.trainer import Trainer
 from torch import nn
 from torch.profiler import ProfilerActivity, profile, record_function
-
-from workloads.cnn.config import TrainConfig
-from workloads.cnn.runner import local_trainer, profile_run
-from workloads.cnn.trainer import Trainer
 
 __all__ = ["main"]
 
@@ -164,7 +163,7 @@ _BENCHMARKS = {"accounting": accounting, "overhead": overhead, "crosscheck": cro
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m workloads.cnn.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m cherrypick.workloads.cnn.bench", description=__doc__)
     parser.add_argument("benchmark", choices=[*_BENCHMARKS, "all"])
     parser.add_argument("--models", default="alexnet,vgg11,resnet18")
     parser.add_argument("--batches", default="16,32")

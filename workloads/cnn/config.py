@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from cherrypick.workloads.cnn.arch import MODELS, Architecture, LayerAnalysis, analyze, architecture
 
 from cherrypick.errors import InputError, UnknownNameError, ValidationError
-from workloads.cnn.arch import MODELS, Architecture, LayerAnalysis, analyze, architecture
 
 __all__ = ["IMAGENET_TRAIN_IMAGES", "TrainConfig", "add_config_arguments", "config_from_args"]
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from cherrypick.workloads.cnn.config import IMAGENET_TRAIN_IMAGES, TrainConfig
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from cherrypick.errors import InputError
-from workloads.cnn.config import IMAGENET_TRAIN_IMAGES, TrainConfig
 
 __all__ = [
     "ImageFolder",

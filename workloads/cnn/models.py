@@ -1,4 +1,4 @@
-"""Torch modules built from the layer specs of ``workloads.cnn.arch`` (plain torch, no torchvision).
+"""Torch modules built from the layer specs of ``cherrypick.workloads.cnn.arch`` (plain torch, no torchvision).
 
 The network is an ``nn.Sequential`` whose named children are the spec's layers; a dotted name such
 as ``layer1.0`` becomes a nested ``Sequential``, so ``model.get_submodule(name)`` finds every layer.
@@ -8,9 +8,7 @@ ReLUs are not in place: an in-place op on a tensor that carries a profiling hook
 from __future__ import annotations
 
 import torch
-from torch import nn
-
-from workloads.cnn.arch import (
+from cherrypick.workloads.cnn.arch import (
     Architecture,
     BatchNorm,
     Conv,
@@ -24,6 +22,7 @@ from workloads.cnn.arch import (
     Residual,
     output_shape,
 )
+from torch import nn
 
 __all__ = ["ResidualBlock", "build_model", "named_layers"]
 

@@ -21,10 +21,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
+from cherrypick.workloads.cnn._clock import Clock, Stamp
 from torch import nn
 from torch.utils.hooks import RemovableHandle
-
-from workloads.cnn._clock import Clock, Stamp
 
 __all__ = ["LayerProfiler", "LayerSample", "LayerTimes"]
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from workloads.base import BREAKDOWN_KEYS
+from cherrypick.workloads.base import BREAKDOWN_KEYS
 
 __all__ = ["format_report", "plot_result"]
 

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from workloads.base import BREAKDOWN_KEYS, TrialResult
-from workloads.cnn.arch import LayerAnalysis
-from workloads.cnn.config import TrainConfig
+from cherrypick.workloads.base import BREAKDOWN_KEYS, TrialResult
+from cherrypick.workloads.cnn.arch import LayerAnalysis
+from cherrypick.workloads.cnn.config import TrainConfig
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -34,7 +33,7 @@ SCHEMA_VERSION = 1
 
 @dataclass(frozen=True)
 class RunFacts:
-    """What one process measured, in plain numbers (see ``workloads.cnn.trainer.Iteration``)."""
+    """What one process measured, in plain numbers (see ``cherrypick.workloads.cnn.trainer.Iteration``)."""
 
     wall_ms: Sequence[float]
     breakdowns: Sequence[Mapping[str, float]]  # one per steady iteration; profiled ones if any

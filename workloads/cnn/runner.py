@@ -24,12 +24,12 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
+from cherrypick.workloads.cnn import data
+from cherrypick.workloads.cnn.config import TrainConfig
+from cherrypick.workloads.cnn.result import RunFacts, failure, merge, summarize
+from cherrypick.workloads.cnn.trainer import Iteration, Trainer
 
 from cherrypick.errors import InputError
-from workloads.cnn import data
-from workloads.cnn.config import TrainConfig
-from workloads.cnn.result import RunFacts, failure, merge, summarize
-from workloads.cnn.trainer import Iteration, Trainer
 
 __all__ = ["World", "classify_failure", "environment", "local_trainer", "profile_run"]
 

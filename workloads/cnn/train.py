@@ -2,8 +2,8 @@
 
 Usage::
 
-    python -m workloads.cnn.train --config run.yaml --output result.json [--model resnet50 ...]
-    torchrun --nproc-per-node G --nnodes N ... -m workloads.cnn.train --config run.yaml ...
+    python -m cherrypick.workloads.cnn.train --config run.yaml --output result.json [--model resnet50 ...]
+    torchrun --nproc-per-node G --nnodes N ... -m cherrypick.workloads.cnn.train --config run.yaml ...
 
 Flags override the YAML file's settings (keys as ``TrainConfig``'s fields). Under ``torchrun`` every
 process trains with DistributedDataParallel and rank 0 writes the result merged over all ranks.
@@ -29,9 +29,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from cherrypick.workloads.cnn.config import add_config_arguments, config_from_args
+from cherrypick.workloads.cnn.result import failure, write_result
+
 from cherrypick.errors import InputError
-from workloads.cnn.config import add_config_arguments, config_from_args
-from workloads.cnn.result import failure, write_result
 
 __all__ = ["EXIT_CODES", "main"]
 
@@ -40,7 +41,7 @@ EXIT_CODES = {"ok": 0, "config": 2, "oom": 3, "error": 4}
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m workloads.cnn.train",
+        prog="python -m cherrypick.workloads.cnn.train",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -50,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rank = int(os.environ.get("RANK", "0"))
     signal.signal(signal.SIGTERM, _terminated)  # torchrun stops the others when one rank fails
     try:
-        from workloads.cnn.runner import profile_run
+        from cherrypick.workloads.cnn.runner import profile_run
 
         config = config_from_args(args)
         result = profile_run(config)

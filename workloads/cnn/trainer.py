@@ -16,13 +16,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
+from cherrypick.workloads.cnn._clock import Stamp, clock_for
+from cherrypick.workloads.cnn.config import TrainConfig
+from cherrypick.workloads.cnn.models import build_model, named_layers
+from cherrypick.workloads.cnn.profiler import LayerProfiler, LayerSample, LayerTimes
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-
-from workloads.cnn._clock import Stamp, clock_for
-from workloads.cnn.config import TrainConfig
-from workloads.cnn.models import build_model, named_layers
-from workloads.cnn.profiler import LayerProfiler, LayerSample, LayerTimes
 
 __all__ = ["PHASES", "Iteration", "Trainer"]
 

@@ -1,4 +1,4 @@
-"""The CNN training workload: what a search runs on each candidate (``workloads.base.Workload``).
+"""The CNN training workload: what a search runs on each candidate (``cherrypick.workloads.base.Workload``).
 
 Parameters (a search file's ``workload:`` section) are :class:`TrainConfig`'s fields, plus
 ``install`` (the pip requirement that puts this package and torch on a fresh VM), ``python`` (the
@@ -14,13 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cherrypick.workloads.base import JobProfile, LayerCost, TrialResult, Workload
+from cherrypick.workloads.cnn.config import TrainConfig
+from cherrypick.workloads.cnn.result import parse_result
+
 from cherrypick.errors import InputError, ValidationError
-from workloads.base import JobProfile, LayerCost, TrialResult, Workload
-from workloads.cnn.config import TrainConfig
-from workloads.cnn.result import parse_result
 
 if TYPE_CHECKING:
-    from providers.base import Candidate
+    from cherrypick.providers.base import Candidate
 
 __all__ = ["CNNWorkload"]
 
@@ -29,7 +30,7 @@ _REMOTE_DIR = "/tmp/cherrypick"
 
 
 class CNNWorkload(Workload):
-    """Profiled CNN training (``python -m workloads.cnn.train``), under torchrun if distributed."""
+    """Profiled CNN training (``python -m cherrypick.workloads.cnn.train``), under torchrun if distributed."""
 
     name = "cnn"
     result_path = f"{_REMOTE_DIR}/result.json"
@@ -56,7 +57,7 @@ class CNNWorkload(Workload):
             f"mkdir -p {_REMOTE_DIR} && printf '%s' {shlex.quote(json.dumps(settings))}"
             f" > {config_path}"
         )
-        train = f"-m workloads.cnn.train --config {config_path} --output {self.result_path}"
+        train = f"-m cherrypick.workloads.cnn.train --config {config_path} --output {self.result_path}"
         if candidate.nodes == 1 and gpus <= 1:
             return f"{prepare} && {self.python} {train}"
         launcher = (

@@ -1,0 +1,289 @@
+"""Replay benchmark: run strategies on tables of measured runs and measure convergence.
+
+For every workload, strategy and seed a search runs ``budget`` trials on the table. After each
+trial N we record the normalised cost (cost of the best feasible configuration found so far /
+cost of the cheapest feasible one; infinity while none is found) and the search cost (sum of the
+trials' costs / the optimal job cost). With the stop rule we also record where the strategy
+would have stopped. Rows with workload ``ALL`` pool every (workload, seed) sample.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from cherrypick.bench.tables import ReplayWorkload
+from cherrypick.errors import InputError
+from cherrypick.optimizer import Objective, Observation, Problem, StopRule, make_strategy
+from cherrypick.optimizer import strategy_registry as _strategies
+
+__all__ = [
+    "BenchmarkResult",
+    "SearchTrace",
+    "benchmark",
+    "format_result",
+    "run_search",
+    "run_searches",
+]
+
+ALL = "ALL"
+
+
+@dataclass(frozen=True)
+class SearchTrace:
+    """One search: normalised cost and search cost after each trial, and where it stopped."""
+
+    workload: str
+    strategy: str
+    seed: int
+    normalised: NDArray[np.float64]
+    search_cost: NDArray[np.float64]
+    stop_at: int | None
+
+
+@dataclass(frozen=True)
+class BenchmarkResult:
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    stop: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, list[dict[str, Any]]]:
+        """Plain JSON data; a search that found nothing feasible has null (infinite) cost."""
+
+        def clean(row: dict[str, Any]) -> dict[str, Any]:
+            return {
+                k: None if isinstance(v, float) and not math.isfinite(v) else v
+                for k, v in row.items()
+            }
+
+        return {"rows": [clean(r) for r in self.rows], "stop": [clean(r) for r in self.stop]}
+
+
+def max_runtime_for(
+    workload: ReplayWorkload, feasible_fraction: float | None, max_runtime_s: float | None
+) -> float | None:
+    """The deadline: fixed, or the feasible_fraction quantile of the completed runtimes."""
+    if feasible_fraction is None:
+        return max_runtime_s
+    if not 0 < feasible_fraction <= 1:
+        raise InputError(f"--feasible-fraction must be in (0, 1], got {feasible_fraction}")
+    return float(np.quantile(workload.runtime_s[workload.completed], feasible_fraction))
+
+
+def run_search(
+    workload: ReplayWorkload,
+    strategy: str,
+    seed: int,
+    budget: int,
+    max_runtime_s: float | None = None,
+    stop_rule: StopRule | None = None,
+) -> SearchTrace:
+    """Replay one search of ``budget`` trials (or fewer if the table is smaller)."""
+    objective = Objective("cost", max_runtime_s=max_runtime_s)
+    problem = Problem(workload.features, workload.price_per_hour, objective, workload.feature_names)
+    search = make_strategy(strategy, problem, seed, stop_rule)
+    optimum = workload.optimum_cost(max_runtime_s)
+    normalised, spent = [], []
+    total = 0.0
+    stop_at: int | None = None
+    for n in range(1, min(budget, workload.size) + 1):
+        i = search.ask(1)[0]
+        ok = bool(workload.completed[i])
+        search.tell(Observation(i, float(workload.runtime_s[i]), ok, float(workload.cost_usd[i])))
+        total += float(workload.cost_usd[i])
+        best = search.best()
+        normalised.append(np.inf if best is None else best.cost_usd / optimum)
+        spent.append(total / optimum)
+        # The stop rule only reads the model that the next ask() would fit anyway, so one
+        # search gives both the full curve and the point where the rule would have stopped.
+        if stop_rule is not None and stop_at is None and search.should_stop():
+            stop_at = n
+    if stop_rule is not None and stop_at is None:
+        stop_at = len(normalised)
+    return SearchTrace(
+        workload.name, strategy, seed, np.array(normalised), np.array(spent), stop_at
+    )
+
+
+def _percentile(values: NDArray[np.float64], q: float) -> float:
+    """numpy's linear percentile, where searches that found nothing feasible are infinite: a
+    percentile that leans on one of them at all is infinite too (numpy would give NaN, and a
+    large stand-in value would leak a finite but absurd number through the interpolation)."""
+    ordered = np.sort(values)
+    position = q / 100 * (len(ordered) - 1)
+    below, above = math.floor(position), math.ceil(position)
+    if not math.isfinite(ordered[above]):
+        return math.inf
+    low, high, weight = ordered[below], ordered[above], position - below
+    # numpy's own interpolation, so that finite percentiles are numpy's to the last digit
+    return float(
+        low + (high - low) * weight if weight < 0.5 else high - (high - low) * (1 - weight)
+    )
+
+
+def _summary(values: NDArray[np.float64]) -> dict[str, float]:
+    return {
+        "median": _percentile(values, 50),
+        "p90": _percentile(values, 90),
+        "p95": _percentile(values, 95),
+        "p_opt": float(np.mean(values <= 1.0 + 1e-9)),
+        "p_within_10": float(np.mean(values <= 1.10 + 1e-9)),
+    }
+
+
+def _curve_rows(
+    name: str, strategy: str, traces: list[SearchTrace], budget: int
+) -> list[dict[str, Any]]:
+    rows = []
+    for n in range(1, budget + 1):
+        # A search that ran out of candidates keeps its final state.
+        norm = np.array([t.normalised[min(n, len(t.normalised)) - 1] for t in traces])
+        cost = np.array([t.search_cost[min(n, len(t.search_cost)) - 1] for t in traces])
+        rows.append(
+            {
+                "workload": name,
+                "strategy": strategy,
+                "n": n,
+                **_summary(norm),
+                "search_cost": float(cost.mean()),
+            }
+        )
+    return rows
+
+
+def _stop_row(name: str, strategy: str, traces: list[SearchTrace]) -> dict[str, Any]:
+    at = np.array([t.stop_at or len(t.normalised) for t in traces])
+    norm = np.array([t.normalised[k - 1] for t, k in zip(traces, at, strict=True)])
+    cost = np.array([t.search_cost[k - 1] for t, k in zip(traces, at, strict=True)])
+    summary = _summary(norm)
+    return {
+        "workload": name,
+        "strategy": strategy,
+        "mean_trials": float(at.mean()),
+        "median": summary["median"],
+        "p90": summary["p90"],
+        "p_opt": summary["p_opt"],
+        "search_cost": float(cost.mean()),
+        "infeasible": int(np.sum(~np.isfinite(norm))),
+    }
+
+
+def _run_task(
+    args: tuple[ReplayWorkload, str, int, int, float | None, StopRule | None],
+) -> SearchTrace:
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        return run_search(*args)
+
+
+def benchmark(
+    workloads: Sequence[ReplayWorkload],
+    strategies: Sequence[str],
+    seeds: int = 50,
+    budget: int = 30,
+    feasible_fraction: float | None = None,
+    max_runtime_s: float | None = None,
+    stop_rule: StopRule | None = None,
+    jobs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> BenchmarkResult:
+    """Run every (workload, strategy, seed) search, in parallel processes, and summarise."""
+    traces = run_searches(
+        workloads,
+        strategies,
+        seeds,
+        budget,
+        feasible_fraction,
+        max_runtime_s,
+        stop_rule,
+        jobs,
+        progress,
+    )
+    return _summarise(traces, strategies, [w.name for w in workloads], budget)
+
+
+def run_searches(
+    workloads: Sequence[ReplayWorkload],
+    strategies: Sequence[str],
+    seeds: int = 50,
+    budget: int = 30,
+    feasible_fraction: float | None = None,
+    max_runtime_s: float | None = None,
+    stop_rule: StopRule | None = None,
+    jobs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[SearchTrace]:
+    """Every (workload, strategy, seed) search's trace, run in parallel processes."""
+    for name in strategies:
+        _strategies.get(name)
+    if seeds < 1 or budget < 1:
+        raise InputError("--seeds and --budget must be >= 1")
+    tasks = []
+    for w in workloads:
+        deadline = max_runtime_for(w, feasible_fraction, max_runtime_s)
+        w.optimum_cost(deadline)
+        tasks += [
+            (w, s, seed, budget, deadline, stop_rule) for s in strategies for seed in range(seeds)
+        ]
+    return _map(tasks, jobs, progress)
+
+
+def _map(
+    tasks: list[Any], jobs: int | None, progress: Callable[[int, int], None] | None
+) -> list[SearchTrace]:
+    jobs = jobs or os.cpu_count() or 1
+    done: list[SearchTrace] = []
+    if jobs == 1:
+        for task in tasks:
+            done.append(_run_task(task))
+            if progress:
+                progress(len(done), len(tasks))
+        return done
+    # Longest tasks (model-based strategies) are interleaved with cheap ones by chunking.
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for trace in pool.map(_run_task, tasks, chunksize=max(1, len(tasks) // (jobs * 16))):
+            done.append(trace)
+            if progress:
+                progress(len(done), len(tasks))
+    return done
+
+
+def _summarise(
+    traces: list[SearchTrace], strategies: Sequence[str], names: list[str], budget: int
+) -> BenchmarkResult:
+    curves = traces
+    stops = [t for t in traces if t.stop_at is not None]
+    result = BenchmarkResult()
+    groups = [*names, ALL] if len(names) > 1 else names
+    for name in groups:
+        for s in strategies:
+            pick = [t for t in curves if t.strategy == s and name in (ALL, t.workload)]
+            result.rows.extend(_curve_rows(name, s, pick, budget))
+            chosen = [t for t in stops if t.strategy == s and name in (ALL, t.workload)]
+            if chosen:
+                result.stop.append(_stop_row(name, s, chosen))
+    return result
+
+
+def format_result(result: BenchmarkResult, print_n: set[int] | None = None) -> str:
+    """The result as printed tables: convergence rows, then the stop-rule rows."""
+    import pandas as pd
+
+    rows = pd.DataFrame(result.rows)
+    if print_n:
+        rows = rows[rows["n"].isin(print_n)]
+    with pd.option_context("display.width", 200, "display.max_rows", None):
+        text = "normalised cost after N trials (1.0 = the optimum)\n"
+        text += rows.to_string(index=False, float_format=lambda v: f"{v:.3f}")
+        if result.stop:
+            text += "\n\nwith the stop rule\n"
+            stop = pd.DataFrame(result.stop)
+            text += stop.to_string(index=False, float_format=lambda v: f"{v:.3f}")
+    return str(text)

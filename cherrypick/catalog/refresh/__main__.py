@@ -1,0 +1,3 @@
+from cherrypick.catalog.refresh.build import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+from cherrypick.perfmodel.ranking import main
+
+raise SystemExit(main())

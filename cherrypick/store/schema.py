@@ -1,0 +1,162 @@
+"""What the trial store keeps: the SQL schema, the row types and the JSON helpers.
+
+Split from :mod:`cherrypick.store` so the store class reads on its own; import the public names
+from there.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+SCHEMA_VERSION = 1
+SEARCH_STATUSES = ("running", "finished", "interrupted", "failed")
+FINISHED_STATUSES = ("ok", "oom", "error", "timeout", "cancelled")
+INSTANCE_STATES = ("launching", "running", "terminated", "unknown")
+
+
+def _in(values: Sequence[str]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+INSERT INTO schema_version SELECT {SCHEMA_VERSION} WHERE NOT EXISTS (SELECT 1 FROM schema_version);
+CREATE TABLE IF NOT EXISTS search (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    spec TEXT NOT NULL,
+    seed INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ({_in(SEARCH_STATUSES)})),
+    result TEXT
+);
+CREATE TABLE IF NOT EXISTS trials (
+    trial_id INTEGER PRIMARY KEY,
+    candidate_key TEXT NOT NULL,
+    candidate TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', {_in(FINISHED_STATUSES)})),
+    runtime_s REAL,
+    cost_usd REAL,
+    search_cost_usd REAL,
+    result TEXT,
+    message TEXT NOT NULL DEFAULT '',
+    started_at REAL NOT NULL,
+    finished_at REAL
+);
+CREATE TABLE IF NOT EXISTS instances (
+    provider TEXT NOT NULL,
+    instance_id TEXT NOT NULL,
+    trial_id INTEGER NOT NULL REFERENCES trials (trial_id),
+    region TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ({_in(INSTANCE_STATES)})),
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (provider, instance_id)
+);
+"""
+
+TRIAL_COLUMNS = (
+    "trial_id, candidate_key, candidate, status, runtime_s, cost_usd, search_cost_usd, result,"
+    " message, started_at, finished_at"
+)
+INSTANCE_COLUMNS = "trial_id, instance_id, provider, region, state, updated_at"
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One trial as stored; JSON columns are parsed. ``runtime_s`` is the projected full job."""
+
+    trial_id: int
+    candidate_key: str
+    candidate: dict[str, Any]
+    status: str
+    runtime_s: float | None
+    cost_usd: float | None
+    search_cost_usd: float | None
+    result: dict[str, Any] | None
+    message: str
+    started_at: float
+    finished_at: float | None
+
+    @property
+    def finished(self) -> bool:
+        return self.status != "running"
+
+    @classmethod
+    def from_sql(cls, r: Sequence[Any]) -> TrialRow:
+        """From a row selected as ``TRIAL_COLUMNS``."""
+        return cls(
+            trial_id=r[0],
+            candidate_key=r[1],
+            candidate=json.loads(r[2]),
+            status=r[3],
+            runtime_s=r[4],
+            cost_usd=r[5],
+            search_cost_usd=r[6],
+            result=None if r[7] is None else json.loads(r[7]),
+            message=r[8],
+            started_at=r[9],
+            finished_at=r[10],
+        )
+
+
+@dataclass(frozen=True)
+class InstanceRow:
+    """One machine a trial launched, with the last state the search saw."""
+
+    trial_id: int
+    instance_id: str
+    provider: str
+    region: str
+    state: str
+    updated_at: float
+
+
+class InstanceLike(Protocol):
+    """What the store needs of an instance; ``cherrypick.providers.base.Instance`` fits."""
+
+    @property
+    def instance_id(self) -> str: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def region(self) -> str: ...
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    # numpy scalars and arrays reach us from strategies and workloads; store them as plain JSON.
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def first_difference(old: Any, new: Any, where: str = "") -> str | None:
+    """The dotted path of the first key where two JSON values differ, or None if equal."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(old.keys() | new.keys()):
+            path = f"{where}.{key}" if where else key
+            if key not in old or key not in new:
+                return path
+            found = first_difference(old[key], new[key], path)
+            if found is not None:
+                return found
+        return None
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        for i, (a, b) in enumerate(zip(old, new, strict=True)):
+            found = first_difference(a, b, f"{where}[{i}]")
+            if found is not None:
+                return found
+        return None
+    return None if old == new else (where or "(the whole spec)")
+
+
+def instance_fields(instance: InstanceLike | Mapping[str, Any]) -> tuple[str, str, str]:
+    if isinstance(instance, Mapping):
+        return str(instance["provider"]), str(instance["instance_id"]), str(instance["region"])
+    return instance.provider, instance.instance_id, instance.region
