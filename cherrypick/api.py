@@ -1,7 +1,7 @@
 """The Python API: ``cherrypick.search(...)``, everything ``cherrypick search`` does, from a script.
 
-A custom workload is a small :class:`cherrypick.workloads.base.Workload` subclass; for dry runs on the
-simulated provider it only needs ``estimate_runtime`` (or ``simulation_profile``)::
+A custom workload is a small :class:`cherrypick.workloads.base.Workload` subclass; for dry
+runs on the simulated provider it only needs ``estimate_runtime`` (or ``simulation_profile``)::
 
     class MyJob(Workload):
         name = "my-job"
@@ -53,7 +53,6 @@ def search(
     trial_timeout_s: float = 3600.0,
     store: Path | str | None = None,
     progress: bool | Display = False,
-    exhaustive: bool = False,
 ) -> SearchResult:
     """Search for the best configuration for ``workload``; returns a :class:`SearchResult`
     (``.recommendation``, ``.runners_up``, ``.trials`` as a DataFrame, ...).
@@ -88,7 +87,6 @@ def search(
     options: dict[str, Any] = {
         "workload": job,
         "display": display,
-        "exhaustive": exhaustive,
         **_provider_options(provider),
     }
     if store is not None:

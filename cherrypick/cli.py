@@ -8,18 +8,25 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
 
 from cherrypick.errors import CherrypickError
 
 __all__ = ["main"]
 
 COMMANDS = {
-    "benchmark": "replay strategies on a table of measured runs and report how fast they converge",
+    "bench": "benchmarks of the search: replay, dryrun, stop-bound, ask (see bench NAME --help)",
     "profile": "train a CNN locally with per-layer profiling and print where the time goes",
-    "search": "search the cloud (or the simulator, with --dry-run) for the cheapest configuration",
-    "report": "tables and plots of a stored search",
+    "search": (
+        "find the cheapest configuration for a job (trials on the simulated provider with "
+        "--dry-run; no real cloud provider yet)"
+    ),
+    "report": "the trial table, recommendation, CSV and plots of a stored search",
 }
 
 
@@ -30,9 +37,24 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+class _CommandParser(_Parser):
+    """A subcommand's parser: an argument it does not know is its error, shown with its own
+    usage (argparse leaves it to the top-level parser, whose usage does not help)."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extra = super().parse_known_args(args, namespace)
+        if extra:
+            self.error(f"unrecognized arguments: {' '.join(extra)}")
+        return parsed, extra
+
+
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     parser = _Parser(prog="cherrypick", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_CommandParser
+    )
     wanted = next((a for a in argv if not a.startswith("-")), None)
     for name, help_text in COMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
@@ -46,13 +68,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(argv).parse_args(argv)
     module = importlib.import_module(f"cherrypick.commands.{args.command}")
     try:
-        return int(module.run(args))
+        with _sigterm_as_interrupt():
+            return int(module.run(args))
     except CherrypickError as exc:
         print(f"cherrypick {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"cherrypick {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, a scheduler's stop) stops a command as Ctrl-C does: a search then
+    terminates its machines and marks its store interrupted instead of dying mid-way."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers; a caller's thread keeps its own
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@
     │   ├── ValidationError              a file's content is wrong: file, line, field
     │   └── UnknownNameError             a registry has no such name: lists the known ones
     ├── ProvisioningError                a provider could not give us a machine
-    │   └── CapacityError                ... because the cloud had none (retryable)
+    │   └── CapacityError                ... because the cloud had none (worth another try)
     ├── WorkloadError                    the workload failed on the machine
     ├── StoreError                       the trial store cannot be read or written
     └── SearchInterrupted                the user stopped a search (state is saved)
@@ -78,12 +78,9 @@ class UnknownNameError(InputError):
 class ProvisioningError(CherrypickError):
     """A provider failed to launch, reach or terminate machines."""
 
-    def __init__(
-        self, provider: str, message: str, *, region: str | None = None, retryable: bool = False
-    ) -> None:
+    def __init__(self, provider: str, message: str, *, region: str | None = None) -> None:
         self.provider = provider
         self.region = region
-        self.retryable = retryable
         where = provider if region is None else f"{provider}/{region}"
         super().__init__(f"{where}: {message}")
 
@@ -91,19 +88,9 @@ class ProvisioningError(CherrypickError):
 class CapacityError(ProvisioningError):
     """The cloud has no capacity for the requested machines right now."""
 
-    def __init__(self, provider: str, message: str, *, region: str | None = None) -> None:
-        super().__init__(provider, message, region=region, retryable=True)
-
 
 class WorkloadError(CherrypickError):
-    """The workload exited badly on a machine."""
-
-    def __init__(
-        self, message: str, *, returncode: int | None = None, stderr_tail: str = ""
-    ) -> None:
-        self.returncode = returncode
-        self.stderr_tail = stderr_tail
-        super().__init__(message if returncode is None else f"{message} (exit code {returncode})")
+    """The workload cannot run, or exited badly on a machine."""
 
 
 class StoreError(CherrypickError):

@@ -26,7 +26,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 from pydantic import ValidationError as PydanticError
 
-from cherrypick.errors import InputError, ValidationError
+from cherrypick._text import read_text
+from cherrypick.errors import ValidationError
 
 __all__ = [
     "BudgetSpec",
@@ -152,14 +153,11 @@ def _message(error: Any) -> str:
 
 
 def load_spec(path: Path | str) -> SearchSpec:
-    """Read and validate a search file; unreadable or malformed YAML is an ``InputError``."""
+    """Read and validate a search file; an unreadable file, or one not UTF-8 or not YAML, is an
+    ``InputError``."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read search file {source}: {exc.strerror or exc}") from None
-    try:
-        data = yaml.safe_load(text)
+        data = yaml.safe_load(read_text(path, "search file"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = None if mark is None else mark.line + 1

@@ -1,4 +1,5 @@
-"""Providers: where trials run. One module per provider, one interface (``cherrypick.providers.base``)."""
+"""Providers: where trials run. One module per provider, one interface
+(``cherrypick.providers.base``)."""
 
 from cherrypick.providers.base import (
     Candidate,

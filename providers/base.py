@@ -61,11 +61,6 @@ class Candidate:
     def key(self) -> str:
         return f"{self.offering.key}x{self.nodes}"
 
-    def describe(self) -> str:
-        o = self.offering
-        gpus = f"{o.gpus_per_node}x{o.gpu}" if o.gpus_per_node else "no GPU"
-        return f"{o.provider} {o.region} {o.instance_type} ({gpus}) x {self.nodes}"
-
 
 @dataclass(frozen=True)
 class Instance:
@@ -74,15 +69,13 @@ class Instance:
     provider: str
     instance_id: str
     region: str
-    host: str = ""
-    port: int = 22
-    user: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
 class TrialRun:
-    """A trial as executed: the workload's result and the wall seconds it took, for billing."""
+    """A trial as a provider executed it: the workload's result and the wall seconds each phase
+    took. The workload cannot know them (boot happens before it starts); billing needs them."""
 
     result: TrialResult
     boot_s: float

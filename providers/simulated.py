@@ -3,8 +3,8 @@
 It launches make-believe machines (failing with ``CapacityError`` at a configurable rate), and
 answers each trial from the workload's own estimate or from the performance model
 (``cherrypick.perfmodel``) of the workload's :class:`JobProfile` on the candidate's hardware,
-times cloud-like noise. Every random draw is seeded by a stable hash of (seed, candidate, purpose), not
-by call order, so any order of trials, a resumed search and an exhaustive sweep all see the same
+times cloud-like noise. Every random draw is seeded by a stable hash of (seed, candidate, purpose),
+not by call order, so any order of trials, a resumed search and an exhaustive sweep all see the same
 value for the same candidate.
 """
 
@@ -22,6 +22,7 @@ from cherrypick.workloads.base import JobProfile, TrialResult, Workload
 from cherrypick.catalog.gpus import GpuSpec
 from cherrypick.errors import CapacityError, ProvisioningError
 from cherrypick.perfmodel import STARTUP_S, PerformanceModel, Prediction, job_profile
+from cherrypick.trials import TrialStatus
 
 __all__ = ["Prediction", "SimulatedProvider"]
 
@@ -106,7 +107,7 @@ class SimulatedProvider(Provider):
         if estimate is not None:
             runtime = estimate * factor
             result = TrialResult(
-                "ok", runtime, {"simulated": True, "projected_job_seconds": runtime}
+                TrialStatus.OK, runtime, {"simulated": True, "projected_job_seconds": runtime}
             )
             return TrialRun(result, boot, SETUP_S, min(runtime, TRIAL_CAP_S))
         profile = job_profile(workload)
@@ -147,8 +148,6 @@ class SimulatedProvider(Provider):
             provider=self.name,
             instance_id=f"sim-{digest:016x}",
             region=candidate.offering.region,
-            host=f"10.{digest >> 16 & 255}.{digest >> 8 & 255}.{digest & 255}",
-            user="simulated",
             extra={"candidate": candidate.key, "node_rank": node},
         )
 
@@ -164,13 +163,14 @@ def _trial(prediction: Prediction, factor: float, timeout_s: float) -> tuple[Tri
     if prediction.oom:
         need, limit = prediction.memory_bytes / 2**30, prediction.memory_limit_bytes / 2**30
         message = f"CUDA out of memory (simulated): needs {need:.1f} GiB of {limit:.1f} GiB"
-        return TrialResult("oom", None, _details(prediction, factor), message), STARTUP_S
+        return TrialResult(TrialStatus.OOM, None, _details(prediction, factor), message), STARTUP_S
     run_s = min(STARTUP_S + TRIAL_ITERATIONS * prediction.iteration_s * factor, TRIAL_CAP_S)
     if run_s > timeout_s:
         message = f"trial ran past its {timeout_s:.0f} s limit (simulated)"
-        return TrialResult("timeout", None, _details(prediction, factor), message), timeout_s
+        timed_out = TrialResult(TrialStatus.TIMEOUT, None, _details(prediction, factor), message)
+        return timed_out, timeout_s
     runtime = prediction.runtime_s * factor
-    return TrialResult("ok", runtime, _details(prediction, factor)), run_s
+    return TrialResult(TrialStatus.OK, runtime, _details(prediction, factor)), run_s
 
 
 def _details(prediction: Prediction, factor: float) -> dict[str, Any]:

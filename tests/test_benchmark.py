@@ -1,4 +1,4 @@
-"""The replay benchmark harness and its command."""
+"""The replay benchmark harness and ``cherrypick bench replay``."""
 
 from __future__ import annotations
 
@@ -57,7 +57,8 @@ def test_command_writes_json_and_table(bundled_table: Path, tmp_path: Path, caps
     out = tmp_path / "b.json"
     code = main(
         [
-            "benchmark",
+            "bench",
+            "replay",
             "--table",
             str(bundled_table),
             "--workload",
@@ -109,5 +110,5 @@ def test_command_writes_json_and_table(bundled_table: Path, tmp_path: Path, caps
 
 
 def test_command_rejects_unknown_strategy(bundled_table: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    assert main(["benchmark", "--table", str(bundled_table), "--strategy", "magic"]) == 2
+    assert main(["bench", "replay", "--table", str(bundled_table), "--strategy", "magic"]) == 2
     assert "unknown strategy 'magic'; known:" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""``python -m cherrypick.workloads.cnn.train``: the result file, its fixed keys, and the exit codes."""
+"""``python -m cherrypick.workloads.cnn.train``: the result file, its fixed keys, the exit codes."""
 
 from __future__ import annotations
 

@@ -7,15 +7,8 @@ from dataclasses import replace
 import pytest
 
 from cherrypick.bench.dryrun import Outcome, _example, _summary
-from cherrypick.searching.setup import (
-    build_candidates,
-    build_providers,
-    build_workload,
-    evaluate_all,
-    objective_of,
-    runtime_of,
-    true_choice,
-)
+from cherrypick.bench.exhaustive import evaluate_all, runtime_of, true_choice
+from cherrypick.searching.setup import build_providers, build_space, build_workload, objective_of
 from cherrypick.spec import parse_spec
 
 
@@ -54,9 +47,10 @@ def test_summary_prints_how_often_the_noisy_sweep_itself_is_close() -> None:
 
 def test_a_sweeps_best_run_is_judged_as_the_machines_truly_run() -> None:
     spec = parse_spec({**_example("resnet50-imagenet").model_dump(mode="json"), "seed": 3})
-    candidates, workload = build_candidates(spec), build_workload(spec)
-    noisy = build_providers(candidates, True, spec)
-    truth = build_providers(candidates, True, spec, run_noise=False)
+    space, workload = build_space(spec), build_workload(spec)
+    candidates = space.catalog
+    noisy = build_providers(space, True, spec)
+    truth = build_providers(space, True, spec, run_noise=False)
     best = evaluate_all(candidates, workload, noisy, objective_of(spec), spec.trial_timeout_s)
     assert best is not None
     judged = true_choice(best, candidates, workload, truth)

@@ -55,15 +55,17 @@ def test_groups_need_one_label_per_candidate() -> None:
 
 
 def test_a_search_groups_its_candidates_by_gpu_model() -> None:
-    from cherrypick.providers.base import Candidate
+    from cherrypick.searching.setup import build_problem, build_space
+    from cherrypick.spec import parse_spec
 
-    from cherrypick.catalog import load_catalog
-    from cherrypick.searching.setup import build_problem
-
-    offerings = load_catalog(providers=["aws"])
-    candidates = [Candidate(o, n) for o in offerings for n in (1, 2)]
-    problem = build_problem(candidates, Objective())
+    spec = parse_spec(
+        {"workload": {"name": "cnn"}, "filters": {"providers": ["aws"], "max_nodes": 2}}
+    )
+    space = build_space(spec)
+    problem = build_problem(space, Objective())
     assert problem.groups is not None
+    candidates = space.candidates
+    assert len({c.offering.gpu for c in candidates}) > 3
     for i, a in enumerate(candidates):
         for j, b in enumerate(candidates[: i + 1]):
             assert (problem.groups[i] == problem.groups[j]) == (a.offering.gpu == b.offering.gpu)

@@ -70,7 +70,7 @@ def test_wrong_number_of_values(tmp_path: Path) -> None:
 def test_cli_reports_bad_table_in_one_line(tmp_path: Path) -> None:
     path = _write(tmp_path, "w,a,2,4,0.5,True,10", "w,b,2,4,-1,True,10")
     proc = subprocess.run(
-        [sys.executable, "-m", "cherrypick", "benchmark", "--table", str(path)],
+        [sys.executable, "-m", "cherrypick", "bench", "replay", "--table", str(path)],
         capture_output=True,
         text=True,
         check=False,

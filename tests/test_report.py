@@ -6,7 +6,6 @@ import base64
 import math
 import re
 from pathlib import Path
-from typing import Any
 
 import matplotlib.image
 import pandas as pd
@@ -26,6 +25,7 @@ from cherrypick.report import (
     write_report,
 )
 from cherrypick.store import TrialRow, TrialStore
+from cherrypick.trials import CandidateRecord
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HOUR = 3600.0
@@ -47,16 +47,16 @@ TRIALS: list[tuple[str, float | None, float | None]] = [
 ]
 
 
-def candidate(i: int) -> dict[str, Any]:
-    return {
-        "provider": "gcp",
-        "region": "us-central1",
-        "instance_type": f"a2-highgpu-{i}g",
-        "gpu": "A100",
-        "gpus_per_node": i + 1,
-        "nodes": 2,
-        "price_per_hour": 3.5 * (i + 1),
-    }
+def candidate(i: int) -> CandidateRecord:
+    return CandidateRecord(
+        provider="gcp",
+        region="us-central1",
+        instance_type=f"a2-highgpu-{i}g",
+        gpu="A100",
+        gpus_per_node=i + 1,
+        nodes=2,
+        price_per_hour=3.5 * (i + 1),
+    )
 
 
 def fill(store: TrialStore, trials: list[tuple[str, float | None, float | None]]) -> None:
@@ -219,7 +219,7 @@ def test_a_search_without_trials_still_reports(tmp_path: Path) -> None:
 def test_format_table_is_readable(store_path: Path) -> None:
     text = format_table(load_report(store_path).frame)
     assert "message" not in text and "error on trial 6" not in text
-    assert "12.0 h" in text and "60.00" in text
+    assert "12h00m" in text and "60.00" in text
 
 
 def test_cli_prints_the_table_and_writes_the_files(

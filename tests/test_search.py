@@ -84,10 +84,13 @@ def test_dry_run_search_recommends_and_stores(
         assert opened.live_instances() == []
 
 
-def test_existing_store_needs_resume(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_store_with_another_search_needs_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     spec, store = _write_spec(tmp_path), str(tmp_path / "s.sqlite")
     assert main(["search", str(spec), "--dry-run", "--quiet", "--store", store]) == 0
-    assert main(["search", str(spec), "--dry-run", "--quiet", "--store", store]) == 2
+    again = ["search", str(spec), "--dry-run", "--quiet", "--store", store, "--seed", "1"]
+    assert main(again) == 2
     assert f"--resume {store}" in capsys.readouterr().err
 
 

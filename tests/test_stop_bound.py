@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cherrypick.bench.replay import run_search
-from cherrypick.bench.stop_bound import first_optimum, main, oracle_share
+from cherrypick.bench.stop_bound import first_optimum, oracle_share
 from cherrypick.bench.tables import load_table
+from cherrypick.cli import main
 
 # Cumulative search cost of four searches over five trials, and the trial (0-based) at which each
 # first tried the optimum: A at once, B late and dearly, C never, D a little after the minimum.
@@ -57,16 +59,24 @@ def test_oracle_bounds_every_fixed_stop(bundled_table: Path) -> None:
         assert oracle_share(spent, found, limit, n + 1) >= fixed  # type: ignore[operator]
 
 
-def test_command_prints_the_limit_of_the_table(
-    bundled_table: Path, capsys: pytest.CaptureFixture[str]
+def test_command_prints_the_limit_of_the_table_and_writes_json(
+    bundled_table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    main(["--table", str(bundled_table), "--seeds", "3", "--budget", "6", "--strategy", "random"])
-    out = capsys.readouterr().out.splitlines()
+    out_json = tmp_path / "bound.json"
+    args = ["--table", str(bundled_table), "--seeds", "3", "--budget", "6", "--strategy", "random"]
+    code = main(["bench", "stop-bound", *args, "--jobs", "1", "--json", str(out_json)])
+    assert code == 0
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
     assert out[0].split()[:3] == ["workload", "strategy", "limit"]
     w = load_table(bundled_table).select(None)
-    assert len(out) == 1 + len(w)
-    for line, workload in zip(out[1:], w, strict=True):
+    assert len(out) == 1 + len(w) + 1 and out[-1] == f"wrote {out_json}"
+    for line, workload in zip(out[1:-1], w, strict=True):
         fields = line.split()
         exhaustive = workload.cost_usd.sum() / workload.optimum_cost(None)
         assert fields[0] == workload.name and fields[1] == "random"
         assert float(fields[2]) == pytest.approx(exhaustive / 8, abs=0.05)
+    rows = json.loads(out_json.read_text())
+    assert [(r["workload"], r["strategy"]) for r in rows] == [(x.name, "random") for x in w]
+    assert [f"{r['limit']:.1f}" for r in rows] == [line.split()[2] for line in out[1:-1]]
+    assert "searches 6/6" in captured.err  # 2 workloads x 3 seeds, progress as replay's

@@ -13,6 +13,7 @@ from cherrypick.providers.base import Instance
 
 from cherrypick.errors import InputError, StoreError
 from cherrypick.store import TrialStore
+from cherrypick.trials import CandidateRecord
 
 SPEC: dict[str, Any] = {
     "workload": {"name": "resnet50", "batch_size": 64},
@@ -21,16 +22,16 @@ SPEC: dict[str, Any] = {
 }
 
 
-def candidate(i: int) -> dict[str, Any]:
-    return {
-        "provider": "aws",
-        "region": "us-east-1",
-        "instance_type": f"p3.{2**i}xlarge",
-        "gpu": "V100",
-        "gpus_per_node": 2**i,
-        "nodes": 1,
-        "price_per_hour": 3.06 * 2**i,
-    }
+def candidate(i: int) -> CandidateRecord:
+    return CandidateRecord(
+        provider="aws",
+        region="us-east-1",
+        instance_type=f"p3.{2**i}xlarge",
+        gpu="V100",
+        gpus_per_node=2**i,
+        nodes=1,
+        price_per_hour=3.06 * 2**i,
+    )
 
 
 def write_trial(store: TrialStore, i: int, status: str = "ok") -> None:
@@ -97,7 +98,7 @@ def test_finishing_a_trial_twice_or_never_started_is_refused(tmp_path: Path) -> 
             store.finish_trial(0, "error", None, None, None, None)
         with pytest.raises(StoreError, match="trial 5 is not running"):
             store.finish_trial(5, "error", None, None, None, None)
-        store.start_trial(1, "k", {})
+        store.start_trial(1, "k", candidate(1))
         with pytest.raises(ValueError, match="runtime_s and cost_usd"):
             store.finish_trial(1, "ok", None, None, None, None)
         with pytest.raises(ValueError, match="trial status"):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cherrypick.errors import StoreError
 from cherrypick.store import TrialStore
+from cherrypick.trials import CandidateRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,16 +22,20 @@ WRITER = textwrap.dedent(
     """
     import sys, time
     from cherrypick.store import TrialStore
+    from cherrypick.trials import CandidateRecord
+
+    def record(i):
+        return CandidateRecord("aws", "us-east-1", "p3.2xlarge", "V100", 1, i + 1, 3.06 * (i + 1))
 
     path, count = sys.argv[1], int(sys.argv[2])
     store = TrialStore(path)
     store.begin({"objective": {"kind": "cost", "max_runtime_s": None}}, seed=11)
     i = 0
     while count == 0 or i < count:
-        store.start_trial(i, f"key{i}", {"nodes": i + 1})
+        store.start_trial(i, f"key{i}", record(i))
         store.finish_trial(i, "ok", 60.0 * (i + 1), 1.0 + i, 0.01 * i, {"step": i}, f"trial {i}")
         i += 1
-    store.start_trial(i, f"key{i}", {"nodes": i + 1})
+    store.start_trial(i, f"key{i}", record(i))
     live = {"provider": "aws", "instance_id": "i-live", "region": "r"}
     store.record_instances(i, [live], "running")
     print("ready", flush=True)
@@ -54,6 +59,10 @@ def start_writer(tmp_path: Path, count: int) -> tuple[subprocess.Popen[str], Pat
     return child, path
 
 
+def record(i: int) -> CandidateRecord:
+    return CandidateRecord("aws", "us-east-1", "p3.2xlarge", "V100", 1, i + 1, 3.06 * (i + 1))
+
+
 def kill(child: subprocess.Popen[str]) -> None:
     os.kill(child.pid, signal.SIGKILL)
     assert child.wait() == -signal.SIGKILL
@@ -64,7 +73,7 @@ def assert_trial_intact(store: TrialStore, i: int) -> None:
     assert (row.trial_id, row.candidate_key, row.candidate, row.status) == (
         i,
         f"key{i}",
-        {"nodes": i + 1},
+        record(i),
         "ok",
     )
     assert (row.runtime_s, row.cost_usd, row.result, row.message) == (

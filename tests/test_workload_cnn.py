@@ -53,7 +53,8 @@ def test_single_gpu_runs_plain_python_with_the_config_as_a_file() -> None:
     command = workload.command(Candidate(GPU1), 0, "10.0.0.1", 29500)
     assert "torch.distributed.run" not in command
     assert command.endswith(
-        f"-m cherrypick.workloads.cnn.train --config /tmp/cherrypick/run.yaml --output {workload.result_path}"
+        "-m cherrypick.workloads.cnn.train --config /tmp/cherrypick/run.yaml"
+        f" --output {workload.result_path}"
     )
     written = shlex.split(command.split(" > ")[0])[-1]
     assert json.loads(written)["device"] == "cuda"

@@ -1,7 +1,7 @@
-"""Workloads: the jobs a search runs on candidate machines (``cherrypick.workloads.base``), e.g. ``cnn``."""
+"""Workloads: the jobs a search runs on candidate machines (``cherrypick.workloads.base``),
+e.g. ``cnn``."""
 
 from cherrypick.workloads.base import (
-    TRIAL_STATUSES,
     JobProfile,
     LayerCost,
     TrialResult,
@@ -11,7 +11,6 @@ from cherrypick.workloads.base import (
 )
 
 __all__ = [
-    "TRIAL_STATUSES",
     "JobProfile",
     "LayerCost",
     "TrialResult",

@@ -20,13 +20,13 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from cherrypick.registry import Registry
+from cherrypick.trials import TrialStatus
 
 if TYPE_CHECKING:
     from cherrypick.providers.base import Candidate
 
 __all__ = [
     "BREAKDOWN_KEYS",
-    "TRIAL_STATUSES",
     "JobProfile",
     "LayerCost",
     "TrialResult",
@@ -34,8 +34,6 @@ __all__ = [
     "create_workload",
     "workload_registry",
 ]
-
-TRIAL_STATUSES = ("ok", "oom", "error", "timeout")
 
 #: Where an iteration's time goes: the keys of a result's ``breakdown_ms`` (measured by the CNN
 #: workload, predicted by the simulated provider); they sum to the iteration.
@@ -50,20 +48,26 @@ BREAKDOWN_KEYS = (
 )
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+#: What a workload can say of its trial (not ``running`` or ``cancelled``: the search's words).
+_REPORTED = frozenset(TrialStatus) - {TrialStatus.RUNNING, TrialStatus.CANCELLED}
 
 
 @dataclass(frozen=True)
 class TrialResult:
-    """One trial's outcome: ``runtime_s`` is the projected full-job time, None unless ``ok``."""
+    """What the workload says one trial measured (its result file, parsed): ``runtime_s`` is the
+    projected full-job time, None unless ``ok``; ``details`` is the workload's own result. It knows
+    nothing of machines or billing, so a workload can be written without the search's types."""
 
-    status: str
+    status: TrialStatus
     runtime_s: float | None
     details: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     message: str = ""
 
     def __post_init__(self) -> None:
-        if self.status not in TRIAL_STATUSES:
-            raise ValueError(f"status must be one of {TRIAL_STATUSES}, not {self.status!r}")
+        if self.status not in _REPORTED:
+            known = [s.value for s in _REPORTED]
+            raise ValueError(f"status must be one of {known}, not {self.status!r}")
+        object.__setattr__(self, "status", TrialStatus(self.status))
 
     @property
     def feasible(self) -> bool:

@@ -1,4 +1,4 @@
-"""How close dry-run searches come to the true optimum: ``python -m cherrypick.bench.dryrun``.
+"""How close dry-run searches come to the true optimum: ``cherrypick bench dryrun``.
 
 For each bundled example (AlexNet, VGG-11, ResNet-50) and each deadline at which 30%, 50% and 80%
 of the candidates that run are feasible, it runs one search per seed on the simulator, in-process,
@@ -16,28 +16,21 @@ its count is printed as ``truly``. ``--noise`` overrides the runs' noise (lognor
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
 
+from cherrypick.bench._harness import Progress, parallel_map, require
+from cherrypick.bench.exhaustive import check_against_truth, evaluate_all, runtime_of, true_choice
 from cherrypick.searching import run_search
-from cherrypick.searching.setup import (
-    build_candidates,
-    build_providers,
-    build_workload,
-    evaluate_all,
-    runtime_of,
-    true_choice,
-)
+from cherrypick.searching.setup import build_providers, build_space, build_workload
 from cherrypick.spec import SearchSpec, load_spec, parse_spec
 
-__all__ = ["Outcome", "main", "run_case"]
+__all__ = ["Outcome", "format_outcomes", "run_case", "run_cases"]
 
 EXAMPLES = ("alexnet-10class", "vgg11-10class", "resnet50-imagenet")
 FRACTIONS = (0.3, 0.5, 0.8)
@@ -82,9 +75,10 @@ def run_case(
         base["simulator"]["noise"] = noise
     base["stop"].update(stop)
     spec = parse_spec(base)
-    candidates, workload = build_candidates(spec), build_workload(spec)
+    space, workload = build_space(spec), build_workload(spec)
+    candidates = space.catalog
     # The deadline at which ``fraction`` of the candidates that run finish in time, truly.
-    truth = build_providers(candidates, True, spec, run_noise=False)
+    truth = build_providers(space, True, spec, run_noise=False)
     runtimes = [runtime_of(c, workload, truth, spec.trial_timeout_s) for c in candidates]
     deadline = float(np.quantile([r for r in runtimes if r is not None], fraction))
     spec = parse_spec({**base, "objective": {"kind": "cost", "max_runtime_s": deadline}})
@@ -94,24 +88,25 @@ def run_case(
             dry_run=True,
             store_path=Path(scratch) / "s.sqlite",
             workload=workload,
-            exhaustive=True,
+            space=space,
         )
+    check = check_against_truth(spec, space, workload, result)
     tried_feasible = any(
         r.status == "ok" and r.runtime_s is not None and r.runtime_s <= deadline
         for r in result.rows
     )
     rec = result.recommendation
     bad = tried_feasible and (rec is None or rec.runtime_s > deadline)
-    noisy = build_providers(candidates, True, spec)
+    noisy = build_providers(space, True, spec)
     measured = evaluate_all(candidates, workload, noisy, result.objective, spec.trial_timeout_s)
     measured_gap = (
         None if rec is None or measured is None else rec.cost_usd / measured.cost_usd - 1.0
     )
-    true_rec = result.recommendation_true
+    true_rec = check.recommendation_true
     late = true_rec is not None and true_rec.runtime_s > deadline
     # What exhaustive search achieves at this noise: the sweep's best run, as it truly runs.
     sweep = true_choice(measured, candidates, workload, truth)
-    optimum = result.optimum
+    optimum = check.optimum
     sweep_close = (
         sweep is not None
         and optimum is not None
@@ -122,7 +117,7 @@ def run_case(
         example,
         fraction,
         seed,
-        result.gap,
+        check.gap,
         measured_gap,
         result.trials_used,
         bad,
@@ -149,37 +144,40 @@ def _summary(label: str, outcomes: list[Outcome]) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cherrypick.bench.dryrun")
-    parser.add_argument("--seeds", type=int, default=30)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--ei-fraction", type=float, help="override the examples' stop rule")
-    parser.add_argument("--min-trials", type=int, help="override the examples' stop rule")
-    parser.add_argument(
-        "--prior", choices=("performance-model", "none"), help="override the examples' prior"
-    )
-    parser.add_argument(
-        "--noise", type=float, help="override the simulated runs' noise (lognormal sigma, 0.05)"
-    )
-    args = parser.parse_args(argv)
-    stop = {
-        k: v
-        for k, v in (("ei_fraction", args.ei_fraction), ("min_trials", args.min_trials))
-        if v is not None
-    }
-    cases = [(e, f, s) for e in EXAMPLES for f in FRACTIONS for s in range(args.seeds)]
-    with ProcessPoolExecutor(args.workers) as pool:
-        futures = [
-            pool.submit(run_case, e, f, s, stop, args.prior, args.noise) for e, f, s in cases
-        ]
-        outcomes = [future.result() for future in futures]
+def run_cases(
+    seeds: int = 30,
+    jobs: int | None = None,
+    ei_fraction: float | None = None,
+    min_trials: int | None = None,
+    prior: str | None = None,
+    noise: float | None = None,
+    progress: Progress | None = None,
+) -> list[Outcome]:
+    """Every case, EXAMPLES x FRACTIONS x seeds in that order, in ``jobs`` processes (default:
+    all cores). The other parameters, when given, override the examples' own."""
+    # The spec's bounds, checked here: the spec itself would reject them only in the workers.
+    require(seeds >= 1, "--seeds", ">= 1", seeds)
+    require(ei_fraction is None or ei_fraction >= 0, "--ei-fraction", ">= 0", ei_fraction)
+    require(min_trials is None or min_trials >= 1, "--min-trials", ">= 1", min_trials)
+    require(noise is None or 0 <= noise <= 1, "--noise", "in [0, 1]", noise)
+    overrides = (("ei_fraction", ei_fraction), ("min_trials", min_trials))
+    stop = {k: v for k, v in overrides if v is not None}
+    tasks = [
+        (e, f, s, stop, prior, noise) for e in EXAMPLES for f in FRACTIONS for s in range(seeds)
+    ]
+    return parallel_map(_run_case, tasks, jobs, progress)
+
+
+def _run_case(task: tuple[str, float, int, dict[str, float], str | None, float | None]) -> Outcome:
+    return run_case(*task)
+
+
+def format_outcomes(outcomes: list[Outcome]) -> str:
+    """One line per example and deadline, then the pooled line."""
+    lines = []
     for example in EXAMPLES:
         for fraction in FRACTIONS:
             chosen = [o for o in outcomes if o.example == example and o.fraction == fraction]
-            print(_summary(f"{example} {fraction:.0%} feasible", chosen), flush=True)
-    print(_summary("pooled", outcomes))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+            lines.append(_summary(f"{example} {fraction:.0%} feasible", chosen))
+    lines.append(_summary("pooled", outcomes))
+    return "\n".join(lines)

@@ -10,17 +10,15 @@ would have stopped. Rows with workload ``ALL`` pool every (workload, seed) sampl
 from __future__ import annotations
 
 import math
-import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from cherrypick.bench._harness import Progress, parallel_map, require
 from cherrypick.bench.tables import ReplayWorkload
-from cherrypick.errors import InputError
 from cherrypick.optimizer import Objective, Observation, Problem, StopRule, make_strategy
 from cherrypick.optimizer import strategy_registry as _strategies
 
@@ -70,9 +68,9 @@ def max_runtime_for(
 ) -> float | None:
     """The deadline: fixed, or the feasible_fraction quantile of the completed runtimes."""
     if feasible_fraction is None:
+        require(max_runtime_s is None or max_runtime_s > 0, "--max-runtime", "> 0", max_runtime_s)
         return max_runtime_s
-    if not 0 < feasible_fraction <= 1:
-        raise InputError(f"--feasible-fraction must be in (0, 1], got {feasible_fraction}")
+    require(0 < feasible_fraction <= 1, "--feasible-fraction", "in (0, 1]", feasible_fraction)
     return float(np.quantile(workload.runtime_s[workload.completed], feasible_fraction))
 
 
@@ -192,7 +190,7 @@ def benchmark(
     max_runtime_s: float | None = None,
     stop_rule: StopRule | None = None,
     jobs: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> BenchmarkResult:
     """Run every (workload, strategy, seed) search, in parallel processes, and summarise."""
     traces = run_searches(
@@ -218,13 +216,10 @@ def run_searches(
     max_runtime_s: float | None = None,
     stop_rule: StopRule | None = None,
     jobs: int | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> list[SearchTrace]:
     """Every (workload, strategy, seed) search's trace, run in parallel processes."""
-    for name in strategies:
-        _strategies.get(name)
-    if seeds < 1 or budget < 1:
-        raise InputError("--seeds and --budget must be >= 1")
+    _check(strategies, seeds, budget, stop_rule)
     tasks = []
     for w in workloads:
         deadline = max_runtime_for(w, feasible_fraction, max_runtime_s)
@@ -232,27 +227,17 @@ def run_searches(
         tasks += [
             (w, s, seed, budget, deadline, stop_rule) for s in strategies for seed in range(seeds)
         ]
-    return _map(tasks, jobs, progress)
+    return parallel_map(_run_task, tasks, jobs, progress)
 
 
-def _map(
-    tasks: list[Any], jobs: int | None, progress: Callable[[int, int], None] | None
-) -> list[SearchTrace]:
-    jobs = jobs or os.cpu_count() or 1
-    done: list[SearchTrace] = []
-    if jobs == 1:
-        for task in tasks:
-            done.append(_run_task(task))
-            if progress:
-                progress(len(done), len(tasks))
-        return done
-    # Longest tasks (model-based strategies) are interleaved with cheap ones by chunking.
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for trace in pool.map(_run_task, tasks, chunksize=max(1, len(tasks) // (jobs * 16))):
-            done.append(trace)
-            if progress:
-                progress(len(done), len(tasks))
-    return done
+def _check(strategies: Sequence[str], seeds: int, budget: int, stop_rule: StopRule | None) -> None:
+    for name in strategies:
+        _strategies.get(name)
+    require(seeds >= 1, "--seeds", ">= 1", seeds)
+    require(budget >= 1, "--budget", ">= 1", budget)
+    if stop_rule is not None:
+        require(stop_rule.ei_fraction >= 0, "--ei-fraction", ">= 0", stop_rule.ei_fraction)
+        require(stop_rule.min_trials >= 1, "--min-trials", ">= 1", stop_rule.min_trials)
 
 
 def _summarise(

@@ -1,4 +1,4 @@
-"""What any stop rule can reach on a replay table: ``python -m cherrypick.bench.stop_bound``.
+"""What any stop rule can reach on a replay table: ``cherrypick bench stop-bound``.
 
 A stop rule only chooses where each search ends along the trials its strategy proposes. This runs
 every search to ``--budget`` trials without one and asks, per workload: with a mean search cost of
@@ -17,18 +17,46 @@ already spends more than the limit.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
 
+from cherrypick.bench._harness import Progress, require
 from cherrypick.bench.replay import SearchTrace, max_runtime_for, run_searches
-from cherrypick.bench.tables import ReplayWorkload, load_table
-from cherrypick.errors import CherrypickError, InputError
+from cherrypick.bench.tables import ReplayWorkload
 
-__all__ = ["first_optimum", "oracle_share"]
+__all__ = ["bound_rows", "first_optimum", "format_bound", "oracle_share", "stop_bound"]
+
+
+def stop_bound(
+    workloads: Sequence[ReplayWorkload],
+    strategies: Sequence[str],
+    seeds: int = 50,
+    budget: int = 24,
+    min_trials: int = 6,
+    cost_fraction: float = 1 / 8,
+    feasible_fraction: float | None = None,
+    max_runtime_s: float | None = None,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+) -> list[dict[str, object]]:
+    """Run every search to ``budget`` trials, in parallel processes, and bound what a stop rule
+    could reach on them: :func:`bound_rows`."""
+    require(min_trials >= 1, "--min-trials", ">= 1", min_trials)
+    require(cost_fraction > 0, "--cost-fraction", "> 0", cost_fraction)
+    traces = run_searches(
+        workloads,
+        strategies,
+        seeds,
+        budget,
+        feasible_fraction,
+        max_runtime_s,
+        jobs=jobs,
+        progress=progress,
+    )
+    deadlines = {w.name: max_runtime_for(w, feasible_fraction, max_runtime_s) for w in workloads}
+    return bound_rows(traces, workloads, strategies, cost_fraction, min_trials, deadlines)
 
 
 def first_optimum(trace: SearchTrace) -> int:
@@ -104,7 +132,8 @@ def bound_rows(
     return rows
 
 
-def _format(rows: list[dict[str, object]], min_trials: int, budget: int) -> str:
+def format_bound(rows: list[dict[str, object]], min_trials: int, budget: int) -> str:
+    """The rows as a printed table."""
     head = (
         f"{'workload':<32} {'strategy':<12} {'limit':>6} {'cost@' + str(min_trials):>8} "
         f"{'P@' + str(min_trials):>6} {'fixed N (N, P)':>15} {'oracle':>7} {'any N':>6} "
@@ -122,36 +151,3 @@ def _format(rows: list[dict[str, object]], min_trials: int, budget: int) -> str:
             f"{any_n:>6} {r['found_by_budget']:>6.2f}"
         )
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m cherrypick.bench.stop_bound", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument("--table", required=True)
-    parser.add_argument("--workload", action="append")
-    parser.add_argument("--strategy", action="append")
-    parser.add_argument("--seeds", type=int, default=50)
-    parser.add_argument("--budget", type=int, default=24)
-    parser.add_argument("--min-trials", type=int, default=6)
-    parser.add_argument("--cost-fraction", type=float, default=1 / 8)
-    parser.add_argument("--feasible-fraction", type=float)
-    args = parser.parse_args(argv)
-    if args.min_trials < 1 or args.cost_fraction <= 0:
-        raise InputError("--min-trials must be >= 1 and --cost-fraction > 0")
-    strategies = args.strategy or ["cherrypick"]
-    workloads = load_table(args.table).select(args.workload)
-    traces = run_searches(
-        workloads, strategies, args.seeds, args.budget, feasible_fraction=args.feasible_fraction
-    )
-    deadlines = {w.name: max_runtime_for(w, args.feasible_fraction, None) for w in workloads}
-    rows = bound_rows(traces, workloads, strategies, args.cost_fraction, args.min_trials, deadlines)
-    print(_format(rows, args.min_trials, args.budget))
-
-
-if __name__ == "__main__":
-    try:
-        main()
-    except CherrypickError as exc:
-        print(f"python -m cherrypick.bench.stop_bound: error: {exc}", file=sys.stderr)
-        raise SystemExit(exc.exit_code) from None

@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from cherrypick._text import read_text
 from cherrypick.errors import InputError, UnknownNameError, ValidationError
+from cherrypick.units import job_cost
 
 __all__ = ["ReplayTable", "ReplayWorkload", "load_table", "select_workloads"]
 
@@ -104,11 +106,7 @@ class _Row:
 def load_table(path: Path | str) -> ReplayTable:
     """Read and validate a replay table; errors name the file, line and column."""
     source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read table {source}: {exc.strerror}") from None
-    header_line, header, rows = _read_rows(source, text)
+    header_line, header, rows = _read_rows(source, read_text(path, "table"))
     _check_columns(source, header, header_line)
     features = [c for c in header if c not in RESERVED]
     grouped: dict[str, list[_Row]] = {}
@@ -194,7 +192,7 @@ def _workload(source: str, name: str, rows: list[_Row], features: list[str]) -> 
         measured = (runtime > 0) & (cost > 0)
         price = np.where(measured, cost / np.maximum(runtime, 1e-9) * 3600.0, price)
     else:
-        cost = price * runtime / 3600.0
+        cost = job_cost(price, runtime)
     if not done.any():
         raise ValidationError(source, f"workload '{name}' has no completed run", field="completed")
     names, matrix = _feature_matrix(source, rows, features)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cherrypick.commands._paths import check_output
 from cherrypick.workloads.cnn.config import add_config_arguments, config_from_args
 from cherrypick.workloads.cnn.report import format_report, plot_result
 from cherrypick.workloads.cnn.result import write_result
@@ -32,14 +33,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    output = Path(args.output)
+    check_output(output, "--output")
+    png = None if args.plot is None else Path(args.plot or output.with_suffix(".png"))
+    if png is not None:
+        check_output(png, "--plot")
+    config = config_from_args(args)
     from cherrypick.workloads.cnn.runner import profile_run  # imports torch
 
-    result = profile_run(config_from_args(args))
-    output = Path(args.output)
+    result = profile_run(config)
     write_result(result, output)
     print(format_report(result))
     print(f"\nwrote {output}")
-    if args.plot is not None and result["status"] == "ok":
-        png = plot_result(result, Path(args.plot or output.with_suffix(".png")))
-        print(f"wrote {png}")
+    if png is not None and result["status"] == "ok":
+        print(f"wrote {plot_result(result, png)}")
     return _EXIT[result["status"]]

@@ -1,9 +1,11 @@
-"""``cherrypick search FILE.yaml [--dry-run]``: run a search file, or resume a stored search."""
+"""``cherrypick search FILE.yaml [--dry-run]``: run a search file (or show it again, finished in
+its store), or resume a stored search."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from cherrypick.errors import InputError
 
@@ -31,16 +33,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from cherrypick.searching import format_summary, run_search, stderr_display
     from cherrypick.searching.plan import prepare
+    from cherrypick.searching.setup import build_space, build_workload
 
     plan = prepare(args.file, args.resume, args.store, args.dry_run, args.seed, args.parallel)
     if args.exhaustive and not plan.dry_run:
         raise InputError("--exhaustive needs a dry run (it runs every candidate)")
-    result = run_search(
+    display = None if args.quiet else stderr_display
+    space, workload = build_space(plan.spec), build_workload(plan.spec)
+    if plan.note is not None:
+        print(plan.note, file=sys.stderr)
+    result = plan.finished or run_search(
         plan.spec,
         dry_run=plan.dry_run,
         store_path=plan.store_path,
-        display=None if args.quiet else stderr_display,
-        exhaustive=args.exhaustive,
+        workload=workload,
+        display=display,
+        space=space,
     )
-    print(json.dumps(result.to_json(), indent=2) if args.json else format_summary(result))
+    check = None
+    if args.exhaustive:
+        from cherrypick.bench.exhaustive import check_against_truth
+
+        check = check_against_truth(plan.spec, space, workload, result, display)
+    if args.json:
+        print(json.dumps({**result.to_json(), **(check.to_json() if check else {})}, indent=2))
+    else:
+        print("\n".join([format_summary(result), *(check.lines() if check else [])]))
     return 0

@@ -14,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from cherrypick.errors import InputError
+from cherrypick.units import job_cost
 
 __all__ = ["Objective", "Observation", "Problem", "Recommendation", "StopRule", "Strategy"]
 
@@ -39,6 +40,11 @@ class Objective:
     def value(self, runtime_s: float, cost_usd: float) -> float:
         return cost_usd if self.kind == "cost" else runtime_s
 
+    def rank_key(self, runtime_s: float, cost_usd: float) -> tuple[float, float]:
+        """Smaller is better: the objective's value, ties broken by the other quantity."""
+        other = runtime_s if self.kind == "cost" else cost_usd
+        return self.value(runtime_s, cost_usd), other
+
     @property
     def limit(self) -> float | None:
         """The limit on what is not the objective: runtime for a cost objective, and vice versa."""
@@ -52,7 +58,8 @@ class Objective:
 
 @dataclass(frozen=True)
 class Observation:
-    """What one trial of candidate ``index`` measured. A failed trial has ``ok=False``."""
+    """What one trial of candidate ``index`` measured, as ``tell()`` takes it: the optimiser's
+    input, with no status beyond ``ok`` (every failure is alike to the model)."""
 
     index: int
     runtime_s: float | None
@@ -66,6 +73,9 @@ class Observation:
 
 @dataclass(frozen=True)
 class Recommendation:
+    """A completed feasible trial as a strategy ranks it: by candidate index, since the
+    optimiser knows rows, not machines (the search maps it to a configuration)."""
+
     index: int
     runtime_s: float
     cost_usd: float
@@ -125,7 +135,7 @@ class Problem:
         return len(self.price_per_hour)
 
     def cost(self, index: int, runtime_s: float) -> float:
-        return float(self.price_per_hour[index]) * runtime_s / 3600.0
+        return job_cost(float(self.price_per_hour[index]), runtime_s)
 
 
 class Strategy(ABC):
@@ -183,7 +193,9 @@ class Strategy(ABC):
     def best(self) -> Recommendation | None:
         """The best feasible completed trial so far, or None."""
         objective = self.problem.objective
-        return min(self.feasible(), key=lambda rec: _key(objective, rec), default=None)
+        return min(
+            self.feasible(), key=lambda r: objective.rank_key(r.runtime_s, r.cost_usd), default=None
+        )
 
     def recommend(self) -> Recommendation | None:
         """The configuration to run the job on: a feasible completed trial. By default the best
@@ -194,8 +206,3 @@ class Strategy(ABC):
         """True when nothing is left to try (model-based strategies also apply the stop rule)."""
         return len(self.untried()) == 0 and not self.pending
 
-
-def _key(objective: Objective, rec: Recommendation) -> tuple[float, float]:
-    value = objective.value(rec.runtime_s, rec.cost_usd)
-    other = rec.runtime_s if objective.kind == "cost" else rec.cost_usd
-    return (value, other)

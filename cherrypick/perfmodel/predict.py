@@ -4,8 +4,9 @@ Each layer's forward and backward run at the roofline of the GPU (the slower of 
 achievable fraction of peak and memory traffic at an achievable fraction of bandwidth) plus a
 kernel launch cost. Around the layers: data loading on the vCPUs (overlapped with the GPU),
 the host-to-device copy over PCIe, the SGD step, and DDP's all-reduce overlapped with backward
-(``cherrypick.perfmodel.communication``). A measured profile replaces the roofline per layer when given
-(``cherrypick.perfmodel.calibrate``). Sources of the constants are named where they are defined.
+(``cherrypick.perfmodel.communication``). A measured profile replaces the roofline per layer when
+given (``cherrypick.perfmodel.calibrate``). Sources of the constants are named where they are
+defined.
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ TENSOR_CORE_FRACTION = 0.5
 #: microseconds each is the usual CUDA launch cost, so 30 us per layer and pass.
 LAYER_OVERHEAD_S = 30e-6
 #: Decode + random-resized-crop + flip + normalise of the workload's generated 256 px JPEGs
-#: (``cherrypick.workloads.cnn.data.ImageFolder``), one process: 403 and 678 images/s measured on one AMD
-#: EPYC core of the development machine (two runs of 400 images). We take the lower figure: cloud
-#: vCPUs are hyper-threads, and batching and worker IPC cost extra.
+#: (``cherrypick.workloads.cnn.data.ImageFolder``), one process: 403 and 678 images/s measured on
+#: one AMD EPYC core of the development machine (two runs of 400 images). We take the lower
+#: figure: cloud vCPUs are hyper-threads, and batching and worker IPC cost extra.
 JPEG_IMAGES_PER_S_PER_VCPU = 400.0
 #: Effective pinned host-to-device bandwidth of a x16 link by PCIe generation, GB/s (about 75 % of
 #: the 16/32/64 GB/s raw rates in gpu-specs.md).

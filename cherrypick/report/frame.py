@@ -8,25 +8,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import fields
 from typing import Any
 
 import pandas as pd
 
 from cherrypick.optimizer.base import Objective
 from cherrypick.store import TrialRow, TrialStore
+from cherrypick.trials import CandidateRecord
+from cherrypick.units import format_duration
 
-CANDIDATE_COLUMNS = (
-    "provider",
-    "region",
-    "instance_type",
-    "gpu",
-    "gpus_per_node",
-    "nodes",
-    "price_per_hour",
-)
 COLUMNS = (
     "trial_id",
-    *CANDIDATE_COLUMNS,
+    *(f.name for f in fields(CandidateRecord)),
     "status",
     "runtime_s",
     "cost_usd",
@@ -60,20 +54,14 @@ def is_feasible(row: TrialRow, objective: Objective) -> bool:
     return objective.feasible(row.runtime_s, row.cost_usd)
 
 
-def rank_key(objective: Objective, runtime_s: float, cost_usd: float) -> tuple[float, float]:
-    """Smaller is better: the objective's value, ties broken by the other quantity."""
-    other = runtime_s if objective.kind == "cost" else cost_usd
-    return objective.value(runtime_s, cost_usd), other
-
-
 def best_row_index(frame: pd.DataFrame) -> Any:
-    """The frame index of the best feasible trial (see :func:`rank_key`), or None."""
+    """The frame index of the best feasible trial (``Objective.rank_key``), or None."""
     objective = objective_of(frame)
     feasible = frame[frame["feasible"]]
     if feasible.empty:
         return None
     keys = [
-        (*rank_key(objective, runtime, cost), trial_id)
+        (*objective.rank_key(runtime, cost), trial_id)
         for runtime, cost, trial_id in zip(
             feasible["runtime_s"], feasible["cost_usd"], feasible["trial_id"], strict=True
         )
@@ -82,7 +70,7 @@ def best_row_index(frame: pd.DataFrame) -> Any:
 
 
 def _record(row: TrialRow, objective: Objective) -> dict[str, Any]:
-    record: dict[str, Any] = {name: row.candidate.get(name) for name in CANDIDATE_COLUMNS}
+    record: dict[str, Any] = row.candidate.to_json()
     record.update(
         trial_id=row.trial_id,
         status=row.status,
@@ -139,30 +127,12 @@ def pareto_front(frame: pd.DataFrame) -> pd.DataFrame:
     return done.loc[keep]
 
 
-def describe(candidate: Mapping[str, Any], fallback: str = "?") -> str:
-    """``aws us-east-1 p3.8xlarge (4x V100) x 2`` from a stored candidate."""
-    if not candidate.get("instance_type"):
-        return fallback
-    gpus = f" ({candidate.get('gpus_per_node', '?')}x {candidate.get('gpu', '?')})"
-    where = " ".join(str(candidate[k]) for k in ("provider", "region") if candidate.get(k))
-    return f"{where} {candidate['instance_type']}{gpus} x {candidate.get('nodes', 1)}".strip()
-
-
-def duration(seconds: float) -> str:
-    """A human duration: ``42 s``, ``35.0 min``, ``8.2 h``."""
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def _money(value: float) -> str:
     return "" if math.isnan(value) else f"{value:,.2f}"
 
 
 def _time(value: float) -> str:
-    return "" if math.isnan(value) else duration(value)
+    return "" if math.isnan(value) else format_duration(value)
 
 
 def formatters(frame: pd.DataFrame) -> dict[str, Callable[[float], str]]:

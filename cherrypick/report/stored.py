@@ -25,8 +25,6 @@ from cherrypick.optimizer.base import Objective
 from cherrypick.report.frame import (
     best_row_index,
     build_frame,
-    describe,
-    duration,
     formatters,
     objective_from_spec,
     objective_of,
@@ -36,6 +34,7 @@ from cherrypick.report.frame import (
 from cherrypick.report.html import render_html
 from cherrypick.report.plots import plot_breakdown, plot_convergence, plot_cost_runtime
 from cherrypick.store import TrialRow, TrialStore
+from cherrypick.units import format_duration
 
 __all__ = [
     "Report",
@@ -127,7 +126,7 @@ def format_table(frame: pd.DataFrame) -> str:
 def _objective_text(objective: Objective) -> str:
     if objective.kind == "cost":
         limit = objective.max_runtime_s
-        return "cheapest job" + ("" if limit is None else f" within {duration(limit)}")
+        return "cheapest job" + ("" if limit is None else f" within {format_duration(limit)}")
     cap = objective.max_cost_usd
     return "fastest job" + ("" if cap is None else f" within ${cap:,.2f}")
 
@@ -149,8 +148,8 @@ def summary(report: Report) -> str:
         lines.append("recommendation: none (no trial met the objective's limit)")
     else:
         lines.append(
-            f"recommendation: {describe(rec.candidate, rec.candidate_key)}: job cost"
-            f" ${rec.cost_usd or 0.0:,.2f}, runtime {duration(rec.runtime_s or 0.0)}"
+            f"recommendation: {rec.candidate.describe()}: job cost"
+            f" ${rec.cost_usd or 0.0:,.2f}, runtime {format_duration(rec.runtime_s or 0.0)}"
             f" (trial {rec.trial_id})"
         )
         if not (rec.result or {}).get("layers"):
@@ -174,7 +173,7 @@ def write_report(
     report.frame.to_csv(csv, index=False)
     rec = report.recommendation
     rec_id = None if rec is None else rec.trial_id
-    title = "" if rec is None else f"Time per step on {describe(rec.candidate, rec.candidate_key)}"
+    title = "" if rec is None else f"Time per step on {rec.candidate.describe()}"
     files = ReportFiles(
         csv=csv,
         convergence=plot_convergence(report.frame, out / "convergence.png"),

@@ -1,5 +1,6 @@
 """The search: the one place where strategy, providers, workload and store meet (set-up, the
-loop, one trial, the result). Named ``searching`` so that ``cherrypick.search`` stays the API call."""
+loop, one trial, the result). Named ``searching`` so that ``cherrypick.search`` stays the API
+function."""
 
 from cherrypick.searching.loop import Display, Search, run_search, stderr_display
 from cherrypick.searching.result import Choice, SearchResult, format_summary

@@ -10,36 +10,36 @@ instead of being run. Proposals depend only on the seed and the observations tol
 resumed search proposes exactly what the uninterrupted one did; only trials that were in flight
 run again.
 
-Named ``searching`` (not ``search``) so that ``cherrypick.search`` stays the API function.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cherrypick.errors import CherrypickError, SearchInterrupted, StoreError
 from cherrypick.optimizer import BayesianStrategy, StopRule, Strategy, make_strategy
-from cherrypick.providers.base import Candidate, Instance, Provider
-from cherrypick.searching.result import Choice, SearchResult, format_duration
+from cherrypick.optimizer.base import Observation
+from cherrypick.providers.base import Instance, Provider
+from cherrypick.searching.result import Choice, SearchResult
 from cherrypick.searching.setup import (
-    build_candidates,
+    SearchSpace,
     build_problem,
     build_providers,
+    build_space,
     build_workload,
-    cheapest_per_hardware,
-    evaluate_all,
     objective_of,
     search_tag,
-    true_choice,
 )
-from cherrypick.searching.trial import LiveInstances, TrialOutcome, TrialRunner
+from cherrypick.searching.trial import LiveInstances, TrialRunner
 from cherrypick.spec import SearchSpec, parse_spec
 from cherrypick.store import TrialRow, TrialStore
+from cherrypick.trials import TrialStatus
+from cherrypick.units import format_duration
 from cherrypick.workloads.base import Workload
 
 __all__ = ["Display", "Search", "run_search", "stderr_display"]
@@ -61,12 +61,12 @@ class _Progress:
 
 
 class Search:
-    """One search over ``candidates``; :meth:`run` starts or resumes it in ``store``."""
+    """One search over ``space``; :meth:`run` starts or resumes it in ``store``."""
 
     def __init__(
         self,
         spec: SearchSpec,
-        candidates: Sequence[Candidate],
+        space: SearchSpace,
         workload: Workload,
         providers: Mapping[str, Provider],
         store: TrialStore,
@@ -74,7 +74,8 @@ class Search:
         identity: Mapping[str, Any] | None = None,
     ) -> None:
         self.spec = spec
-        self.candidates = list(candidates)
+        self.space = space
+        self.candidates = space.candidates
         self.objective = objective_of(spec)
         self.providers = providers
         self.store = store
@@ -129,7 +130,7 @@ class Search:
     def _strategy(self) -> Strategy:
         stop = self.spec.stop
         prior = self._workload if self.spec.prior == "performance-model" else None
-        problem = build_problem(self.candidates, self.objective, prior)
+        problem = build_problem(self.space, self.objective, prior)
         rule = StopRule(stop.ei_fraction, stop.min_trials, stop.min_chance)
         return make_strategy(self.spec.strategy, problem, self.spec.seed, rule)
 
@@ -157,52 +158,53 @@ class Search:
             indices = strategy.ask(wanted)
             if not indices:
                 return "no candidates left"
-            for outcome in self._batch(progress.trials, indices, stored):
-                strategy.tell(outcome.observation())
+            for row in self._batch(progress.trials, indices, stored):
+                strategy.tell(self._observation(row))
                 progress.trials += 1
-                progress.spend += outcome.search_cost_usd
-                self._show(outcome, strategy, progress)
+                progress.spend += row.search_cost_usd or 0.0
+                self._show(row, strategy, progress)
             if strategy.should_stop():
                 return _stop_reason(strategy)
 
     def _batch(
         self, first_id: int, indices: list[int], stored: dict[int, TrialRow]
-    ) -> list[TrialOutcome]:
+    ) -> list[TrialRow]:
         jobs = list(enumerate(indices, start=first_id))
-        replayed = {t: self._replay(stored[t], i) for t, i in jobs if t in stored}
-        to_run = [(t, i) for t, i in jobs if t not in stored]
+        replayed = [self._replay(stored[t], i) for t, i in jobs if t in stored]
+        to_run = [(t, self.candidates[i]) for t, i in jobs if t not in stored]
         if len(to_run) <= 1:
-            ran = [self._runner.run(t, i, self.candidates[i]) for t, i in to_run]
+            ran = [self._runner.run(t, c) for t, c in to_run]
         else:
             with ThreadPoolExecutor(len(to_run)) as pool:
-                futures = [
-                    pool.submit(self._runner.run, t, i, self.candidates[i]) for t, i in to_run
-                ]
+                futures = [pool.submit(self._runner.run, t, c) for t, c in to_run]
                 ran = [f.result() for f in futures]
-        outcomes = [*replayed.values(), *ran]
-        return sorted(outcomes, key=lambda o: o.trial_id)
+        return sorted([*replayed, *ran], key=lambda row: row.trial_id)
 
-    def _replay(self, row: TrialRow, index: int) -> TrialOutcome:
+    def _replay(self, row: TrialRow, index: int) -> TrialRow:
         proposed = self.candidates[index].key
         if row.candidate_key != proposed:
             raise StoreError(
                 f"{self.store.path}: trial {row.trial_id} ran {row.candidate_key} but the resumed"
                 f" search proposes {proposed}; the catalog or cherrypick changed since"
             )
-        return TrialOutcome.from_row(row, index)
+        return row
 
-    def _show(self, outcome: TrialOutcome, strategy: Strategy, progress: _Progress) -> None:
+    def _observation(self, row: TrialRow) -> Observation:
+        # A timeout, crash, OOM or capacity failure is infeasible: the strategy never proposes
+        # it again and imputes it as slow (capacity is not the machine's fault, but a search
+        # cannot use a configuration it cannot get either).
+        index = self._index[row.candidate_key]
+        if row.status == TrialStatus.OK:
+            return Observation(index, row.runtime_s, True, row.cost_usd)
+        return Observation(index, None, False)
+
+    def _show(self, row: TrialRow, strategy: Strategy, progress: _Progress) -> None:
         if self.display is None:
             return
-        c = outcome.candidate
-        config = (
-            f"{c['provider']} {c['region']} {c['instance_type']}"
-            f" ({c['gpus_per_node']}x{c['gpu']}) x{c['nodes']}"
-        )
         measured = (
-            f"{format_duration(outcome.runtime_s)} ${outcome.cost_usd:,.2f}"
-            if outcome.runtime_s is not None and outcome.cost_usd is not None
-            else outcome.message[:60]
+            f"{format_duration(row.runtime_s)} ${row.cost_usd:,.2f}"
+            if row.runtime_s is not None and row.cost_usd is not None
+            else row.message[:60]
         )
         best = strategy.best()
         best_text = (
@@ -211,8 +213,8 @@ class Search:
             else f"${best.cost_usd:,.2f} {format_duration(best.runtime_s)}"
         )
         self.display(
-            f"trial {outcome.trial_id:>3}  {config:<60} {outcome.status:<9} {measured:<22}"
-            f" best {best_text}  (spent ${progress.spend:,.2f})"
+            f"trial {row.trial_id:>3}  {row.candidate.describe():<60} {row.status:<9}"
+            f" {measured:<22} best {best_text}  (spent ${progress.spend:,.2f})"
         )
 
     def _result(self, strategy: Strategy, progress: _Progress, reason: str) -> SearchResult:
@@ -258,15 +260,10 @@ def _ranked(strategy: Strategy, by_index: Mapping[int, TrialRow]) -> list[Choice
         strategy.feasible(),
         key=lambda r: (
             best is None or r.index != best.index,
-            objective.value(r.runtime_s, r.cost_usd),
+            *objective.rank_key(r.runtime_s, r.cost_usd),
         ),
     )
-    return [_choice(by_index[r.index]) for r in order if r.index in by_index]
-
-
-def _choice(row: TrialRow) -> Choice:
-    assert row.runtime_s is not None and row.cost_usd is not None
-    return Choice.of(row.candidate, row.runtime_s, row.cost_usd, row.trial_id)
+    return [Choice.of_trial(by_index[r.index]) for r in order if r.index in by_index]
 
 
 def _stop_reason(strategy: Strategy) -> str:
@@ -299,30 +296,17 @@ def run_search(
     workload: Workload | None = None,
     providers: Mapping[str, Provider] | None = None,
     display: Display | None = None,
-    exhaustive: bool = False,
+    space: SearchSpace | None = None,
 ) -> SearchResult:
     """Run (or resume, if the store holds it) the search ``spec`` describes.
 
     ``workload`` and ``providers`` override what the spec names (the Python API passes objects);
-    ``exhaustive`` (dry runs) also evaluates every candidate and sets ``result.optimum``.
+    ``space`` one the caller built already from the same spec (the dry-run benchmark does).
     """
-    candidates = build_candidates(spec)
+    space = space if space is not None else build_space(spec)
     job = workload if workload is not None else build_workload(spec)
-    clouds = providers if providers is not None else build_providers(candidates, dry_run, spec)
+    clouds = providers if providers is not None else build_providers(space, dry_run, spec)
     identity = {**spec.identity(), "dry_run": dry_run}
     path = Path(store_path if store_path is not None else spec.store)
     with TrialStore(path) as store:
-        space = cheapest_per_hardware(candidates)
-        result = Search(spec, space, job, clouds, store, display, identity).run()
-    if not exhaustive:
-        return result
-    # The truth: each machine as it runs on average, not as one noisy run measured it.
-    truth = (
-        build_providers(candidates, True, spec, run_noise=False) if providers is None else clouds
-    )
-    optimum = evaluate_all(candidates, job, truth, result.objective, spec.trial_timeout_s, display)
-    return replace(
-        result,
-        optimum=optimum,
-        recommendation_true=true_choice(result.recommendation, candidates, job, truth),
-    )
+        return Search(spec, space, job, clouds, store, display, identity).run()

@@ -11,9 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from cherrypick.trials import CandidateRecord, TrialStatus
+
 SCHEMA_VERSION = 1
 SEARCH_STATUSES = ("running", "finished", "interrupted", "failed")
-FINISHED_STATUSES = ("ok", "oom", "error", "timeout", "cancelled")
+FINISHED_STATUSES = tuple(s.value for s in TrialStatus if s != TrialStatus.RUNNING)
 INSTANCE_STATES = ("launching", "running", "terminated", "unknown")
 
 
@@ -66,12 +68,14 @@ INSTANCE_COLUMNS = "trial_id, instance_id, provider, region, state, updated_at"
 
 @dataclass(frozen=True)
 class TrialRow:
-    """One trial as stored; JSON columns are parsed. ``runtime_s`` is the projected full job."""
+    """One trial as the store keeps it, and what a search's result and reports are made of:
+    what ran (``candidate``), how it ended, what it measured (``runtime_s``, the projected full
+    job, and its cost) and what the search paid for it (``search_cost_usd``)."""
 
     trial_id: int
     candidate_key: str
-    candidate: dict[str, Any]
-    status: str
+    candidate: CandidateRecord
+    status: TrialStatus
     runtime_s: float | None
     cost_usd: float | None
     search_cost_usd: float | None
@@ -82,7 +86,7 @@ class TrialRow:
 
     @property
     def finished(self) -> bool:
-        return self.status != "running"
+        return self.status != TrialStatus.RUNNING
 
     @classmethod
     def from_sql(cls, r: Sequence[Any]) -> TrialRow:
@@ -90,8 +94,8 @@ class TrialRow:
         return cls(
             trial_id=r[0],
             candidate_key=r[1],
-            candidate=json.loads(r[2]),
-            status=r[3],
+            candidate=CandidateRecord.from_json(json.loads(r[2])),
+            status=TrialStatus(r[3]),
             runtime_s=r[4],
             cost_usd=r[5],
             search_cost_usd=r[6],

@@ -38,7 +38,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from cherrypick.errors import InputError, StoreError
+from cherrypick.errors import InputError, StoreError, ValidationError
 from cherrypick.store.schema import (
     FINISHED_STATUSES,
     INSTANCE_COLUMNS,
@@ -54,6 +54,7 @@ from cherrypick.store.schema import (
     first_difference,
     instance_fields,
 )
+from cherrypick.trials import CandidateRecord
 
 __all__ = [
     "FINISHED_STATUSES",
@@ -67,6 +68,9 @@ __all__ = [
 ]
 
 
+_TRIAL_COLUMN_NAMES = [c.strip() for c in TRIAL_COLUMNS.split(",")]
+
+
 def _check(value: str, allowed: Sequence[str], what: str) -> None:
     if value not in allowed:
         raise ValueError(f"{what} must be one of {', '.join(allowed)}, not {value!r}")
@@ -76,8 +80,10 @@ class TrialStore:
     """A search's trials in one SQLite file; use as a context manager.
 
     ``create=False`` opens an existing store only (``--resume``, ``report``): a missing file is an
-    :class:`InputError`. A file that is not a cherrypick store, a store written by a newer
-    cherrypick, or a path that cannot be written is a :class:`StoreError`.
+    :class:`InputError`. A file that is not a cherrypick store (an empty one too, unless
+    creating), a store written by a newer cherrypick, or a path that cannot be written is a
+    :class:`StoreError`; stored JSON that no longer parses is a :class:`ValidationError` naming
+    its column (and trial).
     """
 
     def __init__(self, path: Path | str, *, create: bool = True) -> None:
@@ -87,7 +93,7 @@ class TrialStore:
         self._lock = threading.Lock()
         self._conn = self._connect()
         try:
-            self._prepare()
+            self._prepare(create)
         except sqlite3.Error as exc:
             self._conn.close()
             raise StoreError(f"cannot open trial store {self.path}: {exc}") from exc
@@ -105,7 +111,7 @@ class TrialStore:
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open trial store {self.path}: {exc}") from exc
 
-    def _prepare(self) -> None:
+    def _prepare(self, create: bool) -> None:
         try:
             tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master")}
         except sqlite3.OperationalError:
@@ -114,6 +120,10 @@ class TrialStore:
             raise StoreError(f"{self.path} is not a cherrypick trial store ({exc})") from exc
         if tables and "schema_version" not in tables:
             raise StoreError(f"{self.path} is an SQLite database but not a cherrypick trial store")
+        if not tables and not create:
+            # An empty file, or one a search is creating now: writing our schema into it would
+            # make a read-only command change the user's file.
+            raise StoreError(f"{self.path} is not a cherrypick trial store (it is empty)")
         if tables:
             self._check_version()
         self._conn.execute("PRAGMA journal_mode = WAL")
@@ -199,7 +209,7 @@ class TrialStore:
         return rows[0][0]
 
     def spec(self) -> dict[str, Any]:
-        spec: dict[str, Any] = json.loads(self._search_field("spec"))
+        spec: dict[str, Any] = self._loads(self._search_field("spec"), "search.spec")
         return spec
 
     def seed(self) -> int:
@@ -209,8 +219,23 @@ class TrialStore:
         return str(self._search_field("status"))
 
     def result(self) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = json.loads(self._search_field("result") or "null")
+        text = self._search_field("result") or "null"
+        result: dict[str, Any] | None = self._loads(text, "search.result")
         return result
+
+    def _loads(self, text: str, column: str) -> Any:
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise self._corrupt(column, exc) from None
+
+    def _corrupt(
+        self, column: str, exc: json.JSONDecodeError, trial_id: int | None = None
+    ) -> ValidationError:
+        row = "" if trial_id is None else f"trial {trial_id} holds "
+        return ValidationError(
+            str(self.path), f"{row}corrupt JSON ({exc.msg} at char {exc.pos})", field=column
+        )
 
     def check_same_spec(self, spec: Mapping[str, Any]) -> None:
         """Raise StoreError naming the first key where ``spec`` differs from the stored one."""
@@ -243,7 +268,7 @@ class TrialStore:
 
     # -- trials -----------------------------------------------------------------------------------
 
-    def start_trial(self, trial_id: int, candidate_key: str, candidate: Mapping[str, Any]) -> None:
+    def start_trial(self, trial_id: int, candidate_key: str, candidate: CandidateRecord) -> None:
         """Record a trial as running. Restarting an unfinished trial (on resume) is allowed."""
         with self._write() as conn:
             row = conn.execute(
@@ -254,7 +279,7 @@ class TrialStore:
             conn.execute(
                 "INSERT OR REPLACE INTO trials (trial_id, candidate_key, candidate, status,"
                 " started_at) VALUES (?, ?, ?, 'running', ?)",
-                (trial_id, candidate_key, dumps(candidate), time.time()),
+                (trial_id, candidate_key, dumps(candidate.to_json()), time.time()),
             )
 
     def finish_trial(
@@ -302,7 +327,19 @@ class TrialStore:
 
     def _trials(self, where: str) -> list[TrialRow]:
         rows = self._read(f"SELECT {TRIAL_COLUMNS} FROM trials {where} ORDER BY trial_id")
-        return [TrialRow.from_sql(r) for r in rows]
+        return [self._trial_row(r) for r in rows]
+
+    def _trial_row(self, r: Sequence[Any]) -> TrialRow:
+        try:
+            return TrialRow.from_sql(r)
+        except json.JSONDecodeError as exc:
+            # from_sql decodes several columns: the one that failed holds the document.
+            column = _TRIAL_COLUMN_NAMES[list(r).index(exc.doc)]
+            raise self._corrupt(f"trials.{column}", exc, trial_id=r[0]) from None
+
+    def trial(self, trial_id: int) -> TrialRow:
+        (row,) = self._trials(f"WHERE trial_id = {int(trial_id)}")
+        return row
 
     def next_trial_id(self) -> int:
         return int(self._read("SELECT COALESCE(MAX(trial_id) + 1, 0) FROM trials")[0][0])

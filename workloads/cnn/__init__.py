@@ -1,9 +1,9 @@
 """The profiled CNN training workload.
 
 ``profile_run(config)`` trains in this process and returns the result dict; the CLI
-``python -m cherrypick.workloads.cnn.train`` wraps it for VMs (exit codes, result file); ``CNNWorkload`` is
-what a search uses. The specs (``arch``) and the configuration import no torch; ``profile_run``
-imports it on first use.
+``python -m cherrypick.workloads.cnn.train`` wraps it for VMs (exit codes, result file);
+``CNNWorkload`` is what a search uses. The specs (``arch``) and the configuration import no torch;
+``profile_run`` imports it on first use.
 """
 
 from __future__ import annotations

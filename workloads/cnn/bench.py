@@ -2,9 +2,9 @@
 
 ::
 
-    python -m cherrypick.workloads.cnn.bench accounting  # breakdown vs iteration time: unattributed share
-    python -m cherrypick.workloads.cnn.bench overhead    # profiled vs plain iterations, alternating
-    python -m cherrypick.workloads.cnn.bench crosscheck  # per-layer times vs torch.profiler's, same iterations
+    python -m cherrypick.workloads.cnn.bench accounting  # unattributed share of the iteration
+    python -m cherrypick.workloads.cnn.bench overhead    # profiled vs plain iterations
+    python -m cherrypick.workloads.cnn.bench crosscheck  # per-layer times vs torch.profiler's
 
 Common flags: ``--models``, ``--batches``, ``--image-size``, ``--iterations``, ``--device``,
 ``--threads`` (torch's CPU threads; 1 keeps a shared machine's noise down).
@@ -163,7 +163,9 @@ _BENCHMARKS = {"accounting": accounting, "overhead": overhead, "crosscheck": cro
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cherrypick.workloads.cnn.bench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m cherrypick.workloads.cnn.bench", description=__doc__
+    )
     parser.add_argument("benchmark", choices=[*_BENCHMARKS, "all"])
     parser.add_argument("--models", default="alexnet,vgg11,resnet18")
     parser.add_argument("--batches", default="16,32")

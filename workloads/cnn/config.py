@@ -16,7 +16,8 @@ from typing import Any
 import yaml
 from cherrypick.workloads.cnn.arch import MODELS, Architecture, LayerAnalysis, analyze, architecture
 
-from cherrypick.errors import InputError, UnknownNameError, ValidationError
+from cherrypick._text import read_text
+from cherrypick.errors import UnknownNameError, ValidationError
 
 __all__ = ["IMAGENET_TRAIN_IMAGES", "TrainConfig", "add_config_arguments", "config_from_args"]
 
@@ -154,9 +155,7 @@ def _coerce(source: str, name: str, value: Any, default: Any) -> Any:
 
 def _read_yaml(path: Path) -> Mapping[str, Any]:
     try:
-        loaded = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise InputError(f"cannot read config {path}: {exc.strerror}") from None
+        loaded = yaml.safe_load(read_text(path, "config"))
     except yaml.YAMLError as exc:
         raise ValidationError(str(path), f"not valid YAML: {exc}") from None
     if not isinstance(loaded, Mapping):

@@ -1,4 +1,4 @@
-"""Torch modules built from the layer specs of ``cherrypick.workloads.cnn.arch`` (plain torch, no torchvision).
+"""Torch modules built from the layer specs of ``cherrypick.workloads.cnn.arch`` (plain torch).
 
 The network is an ``nn.Sequential`` whose named children are the spec's layers; a dotted name such
 as ``layer1.0`` becomes a nested ``Sequential``, so ``model.get_submodule(name)`` finds every layer.

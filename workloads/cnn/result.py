@@ -18,6 +18,8 @@ from cherrypick.workloads.base import BREAKDOWN_KEYS, TrialResult
 from cherrypick.workloads.cnn.arch import LayerAnalysis
 from cherrypick.workloads.cnn.config import TrainConfig
 
+from cherrypick.trials import TrialStatus
+
 __all__ = [
     "SCHEMA_VERSION",
     "RunFacts",
@@ -33,7 +35,7 @@ SCHEMA_VERSION = 1
 
 @dataclass(frozen=True)
 class RunFacts:
-    """What one process measured, in plain numbers (see ``cherrypick.workloads.cnn.trainer.Iteration``)."""
+    """What one process measured, in plain numbers (see ``trainer.Iteration``)."""
 
     wall_ms: Sequence[float]
     breakdowns: Sequence[Mapping[str, float]]  # one per steady iteration; profiled ones if any
@@ -230,14 +232,15 @@ def parse_result(raw: bytes) -> TrialResult:
     try:
         result = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return TrialResult("error", None, {}, f"result is not JSON: {exc}")
+        return TrialResult(TrialStatus.ERROR, None, {}, f"result is not JSON: {exc}")
     if not isinstance(result, dict):
-        return TrialResult("error", None, {}, "result is not a JSON object")
+        return TrialResult(TrialStatus.ERROR, None, {}, "result is not a JSON object")
     problem = _schema_problem(result)
     if problem:
-        return TrialResult("error", None, result, problem)
+        return TrialResult(TrialStatus.ERROR, None, result, problem)
     runtime = result["projected_job_seconds"] if result["status"] == "ok" else None
-    return TrialResult(result["status"], runtime, result, str(result.get("message", "")))
+    message = str(result.get("message", ""))
+    return TrialResult(TrialStatus(result["status"]), runtime, result, message)
 
 
 def _schema_problem(result: Mapping[str, Any]) -> str:

@@ -2,8 +2,8 @@
 
 Usage::
 
-    python -m cherrypick.workloads.cnn.train --config run.yaml --output result.json [--model resnet50 ...]
-    torchrun --nproc-per-node G --nnodes N ... -m cherrypick.workloads.cnn.train --config run.yaml ...
+    python -m cherrypick.workloads.cnn.train --config run.yaml --output result.json [--model ...]
+    torchrun --nproc-per-node G --nnodes N ... -m cherrypick.workloads.cnn.train --config ...
 
 Flags override the YAML file's settings (keys as ``TrainConfig``'s fields). Under ``torchrun`` every
 process trains with DistributedDataParallel and rank 0 writes the result merged over all ranks.

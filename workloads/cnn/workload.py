@@ -1,4 +1,4 @@
-"""The CNN training workload: what a search runs on each candidate (``cherrypick.workloads.base.Workload``).
+"""The CNN training workload: what a search runs on each candidate (a ``Workload``).
 
 Parameters (a search file's ``workload:`` section) are :class:`TrainConfig`'s fields, plus
 ``install`` (the pip requirement that puts this package and torch on a fresh VM), ``python`` (the
@@ -30,7 +30,8 @@ _REMOTE_DIR = "/tmp/cherrypick"
 
 
 class CNNWorkload(Workload):
-    """Profiled CNN training (``python -m cherrypick.workloads.cnn.train``), under torchrun if distributed."""
+    """Profiled CNN training (``python -m cherrypick.workloads.cnn.train``), under torchrun if
+    distributed."""
 
     name = "cnn"
     result_path = f"{_REMOTE_DIR}/result.json"
@@ -57,7 +58,10 @@ class CNNWorkload(Workload):
             f"mkdir -p {_REMOTE_DIR} && printf '%s' {shlex.quote(json.dumps(settings))}"
             f" > {config_path}"
         )
-        train = f"-m cherrypick.workloads.cnn.train --config {config_path} --output {self.result_path}"
+        train = (
+            f"-m cherrypick.workloads.cnn.train --config {config_path}"
+            f" --output {self.result_path}"
+        )
         if candidate.nodes == 1 and gpus <= 1:
             return f"{prepare} && {self.python} {train}"
         launcher = (

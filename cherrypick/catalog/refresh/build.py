@@ -6,8 +6,9 @@ Run it when the facts change (never on a search's path)::
 
 The facts folder holds verbatim GPU rows of SkyPilot's VM catalogs (``aws_*.csv``, ``gcp_*.csv``,
 ``azure_*.csv``) and ``SOURCES.md`` with their provenance. The output depends only on those files,
-``configs/gpus.yaml`` and the rules in ``cherrypick.catalog.refresh.rules``, so a rebuild is byte-for-byte
-identical. Every file is read back through ``load_catalog`` before the command succeeds.
+``configs/gpus.yaml`` and the rules in ``cherrypick.catalog.refresh.rules``, so a rebuild is
+byte-for-byte identical. Every file is read back through ``load_catalog`` before the command
+succeeds.
 """
 
 from __future__ import annotations

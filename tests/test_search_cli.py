@@ -1,0 +1,98 @@
+"""Running the same search command twice: a finished search is shown again, an unfinished one is
+pointed to ``--resume``, and another search in the default store goes to the next free file."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from cherrypick.cli import main
+from cherrypick.store import TrialStore
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "configs" / "examples" / "alexnet-10class.yaml"
+DEFAULT_STORE = "alexnet-10class.sqlite"  # the example's 'store'
+
+
+@pytest.fixture(autouse=True)
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+def search(capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str]:
+    code = main(["search", str(EXAMPLE), "--dry-run", "--quiet", *extra])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def updated_at(store: str) -> float:
+    with sqlite3.connect(store) as conn:
+        value = float(conn.execute("SELECT updated_at FROM search").fetchone()[0])
+    conn.close()
+    return value
+
+
+def test_a_finished_search_shows_its_result_again(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, first, _ = search(capsys)
+    assert code == 0 and "recommended:" in first
+    before = updated_at(DEFAULT_STORE)
+    code, again, err = search(capsys)
+    assert code == 0
+    assert again == first  # the same summary, from the stored result
+    assert err.splitlines() == [
+        f"{DEFAULT_STORE}: this search already finished; its result follows (delete the file or"
+        " pass --store to run it again)"
+    ]
+    assert updated_at(DEFAULT_STORE) == before  # nothing ran, nothing was written
+    assert sorted(p.name for p in tmp_path.glob("*.sqlite")) == [DEFAULT_STORE]
+    code, as_json, _ = search(capsys, "--json")
+    assert code == 0 and '"trials_used"' in as_json
+
+
+def test_an_unfinished_search_is_pointed_to_resume(capsys: pytest.CaptureFixture[str]) -> None:
+    assert search(capsys)[0] == 0
+    with sqlite3.connect(DEFAULT_STORE) as conn:
+        conn.execute("UPDATE search SET status = 'interrupted'")
+    conn.close()
+    code, out, err = search(capsys)
+    assert code == 2 and out == ""
+    (line,) = err.splitlines()
+    assert line.endswith(f"continue it with --resume {DEFAULT_STORE}")
+    with TrialStore(DEFAULT_STORE, create=False) as stored:
+        assert stored.status() == "interrupted"
+
+
+def test_another_search_goes_to_the_next_free_store(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert search(capsys)[0] == 0
+    code, out, err = search(capsys, "--seed", "1")
+    assert code == 0 and "recommended:" in out
+    assert err.splitlines() == ["store: alexnet-10class-2.sqlite"]
+    code, _, err = search(capsys, "--seed", "2")
+    assert code == 0 and err.splitlines() == ["store: alexnet-10class-3.sqlite"]
+    seeds = {}
+    for path in sorted(tmp_path.glob("*.sqlite")):
+        with TrialStore(path, create=False) as stored:
+            seeds[path.name] = (stored.seed(), stored.status())
+    assert seeds == {
+        DEFAULT_STORE: (0, "finished"),
+        "alexnet-10class-2.sqlite": (1, "finished"),
+        "alexnet-10class-3.sqlite": (2, "finished"),
+    }
+    code, _, err = search(capsys, "--seed", "1")  # found again in its numbered store
+    assert code == 0 and err.startswith("alexnet-10class-2.sqlite: this search already finished")
+
+
+def test_an_explicit_store_with_another_search_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert search(capsys, "--store", "mine.sqlite")[0] == 0
+    code, out, err = search(capsys, "--store", "mine.sqlite", "--seed", "1")
+    assert code == 2 and out == ""
+    (line,) = err.splitlines()
+    assert "mine.sqlite already holds another search" in line
+    assert sorted(p.name for p in tmp_path.glob("*.sqlite")) == ["mine.sqlite"]
