@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -69,13 +70,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(f"cherrypick.commands.{args.command}")
     try:
         with _sigterm_as_interrupt():
-            return int(module.run(args))
+            code = int(module.run(args))
+            sys.stdout.flush()  # a reader gone away fails here, not in Python's flush at exit
+            return code
     except CherrypickError as exc:
         print(f"cherrypick {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"cherrypick {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``| head``): what is left to print has no one to read it, and
+        # Python's flush at exit would fail again, so it goes to the null device.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

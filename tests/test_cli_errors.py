@@ -329,3 +329,17 @@ def test_the_installed_command_prints_no_traceback(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     one_line(done.stderr, "bad.yaml", "not UTF-8")
+
+
+def test_a_reader_that_goes_away_is_no_traceback(store: Path) -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "cherrypick", "report", str(store), "--out", str(store.parent)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    child.stdout.close()  # as `| head` does once it has read enough
+    _, err = child.communicate(timeout=60)
+    assert err == ""
+    assert child.returncode == 128 + signal.SIGPIPE
