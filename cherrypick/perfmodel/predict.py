@@ -27,6 +27,7 @@ __all__ = [
     "LayerTime",
     "Prediction",
     "compute_tflops",
+    "memory_breakdown",
     "memory_bytes",
     "pcie_gbs",
     "predict",
@@ -55,10 +56,31 @@ JPEG_IMAGES_PER_S_PER_VCPU = 400.0
 _PCIE_GBS = {3: 12.0, 4: 24.0, 5: 48.0}
 #: SGD with momentum reads weights, gradients and momentum and writes weights and momentum.
 _OPTIMIZER_BYTES_PER_PARAM = 5 * 4
-#: fp32 weights, gradients and momentum, plus autocast's cached half-precision weight copies.
-_STATE_BYTES_PER_PARAM = {"fp32": 12, "fp16": 14, "bf16": 14}
-#: cuDNN workspace, the CUDA context and allocator slack.
-_WORKSPACE_BYTES = 1.5 * 2**30
+#: Peak memory, item by item (:func:`memory_breakdown`). Parameters stay fp32 under autocast,
+#: and so do their gradients and the momentum buffer ``torch.optim.SGD`` keeps per parameter
+#: when momentum is set (the workload trains with momentum; the profile does not say, so always).
+_FP32_BYTES = 4
+#: autocast caches one low-precision cast of each conv and linear weight per forward, and
+#: backward keeps it until it has used it (``aten/src/ATen/autocast_mode.cpp``, ``cached_cast``;
+#: measured by ``cherrypick.workloads.cnn.memory``). Batch norm's few weights are not cast.
+_HALF_BYTES = 2
+_HALF_PRECISIONS = ("fp16", "bf16")
+#: The CUDA context (driver state and the kernels loaded so far): about 300-400 MB per process
+#: since CUDA 11.7 loads kernels lazily, over 1 GB before, as PyTorch's maintainers measure it
+#: (pytorch/pytorch#107667 and #109888). The upper figure.
+_CUDA_CONTEXT_BYTES = 400 * 2**20
+#: Library workspaces. cuBLASLt's is 32 MiB on Hopper, 1-4 MiB before (PyTorch's
+#: ``aten/src/ATen/cuda/CUDABlas.cpp``, pytorch/pytorch#120925). cuDNN's depends on the
+#: convolution algorithm and bends to the memory left: when it cannot be allocated PyTorch halves
+#: it and drops the plans that need more (``aten/src/ATen/native/cudnn/Conv_v8.cpp``), or tries
+#: the next algorithm (``Conv_v7.cpp``). So a floor, 256 MiB for cuDNN: our assumption.
+_WORKSPACE_BYTES = (256 + 32) * 2**20
+#: The caching allocator rounds each block up (to 512 bytes, and requests over 10 MiB to 2 MiB)
+#: and cannot always reuse a freed block for a request of another size, so it reserves more than
+#: tensors occupy (``c10/cuda/CUDACachingAllocator.cpp``; PyTorch's "CUDA semantics: memory
+#: management" on reserved against allocated memory). 10 % of the allocated bytes: our
+#: assumption, for the GPU script to replace with ``max_memory_reserved / max_memory_allocated``.
+_ALLOCATOR_SLACK = 0.10
 #: Process start, model build and data-loader start before the first iteration.
 STARTUP_S = 60.0
 
@@ -130,13 +152,33 @@ def pcie_gbs(spec: GpuSpec) -> float:
 
 
 def memory_bytes(profile: JobProfile) -> float:
-    """Peak GPU memory of one process: model state, saved activations, workspace.
+    """Peak GPU memory of one process, bytes: the sum of :func:`memory_breakdown`."""
+    return sum(memory_breakdown(profile).values())
 
-    The profile's activation bytes are already at the run's precision (2 bytes in fp16/bf16).
+
+def memory_breakdown(profile: JobProfile) -> dict[str, float]:
+    """Peak GPU memory of one process, item by item (bytes); sources at the constants.
+
+    The peak is at the start of backward: every saved activation is held, and gradients appear
+    as backward frees activations, so counting all of both over-estimates a little (a CNN's
+    gradients are 0.05-0.5 GB, its activations at a useful batch several GB). The profile's
+    activation bytes are those autograd saves, at the run's precision. Under autocast the loop
+    still holds the fp32 input batch beside the low-precision copy the first convolution saves;
+    in fp32 that convolution saves the batch itself, already counted in the activations.
     """
-    state = profile.parameter_count * _STATE_BYTES_PER_PARAM.get(profile.precision, 12)
-    activations = profile.activation_bytes_per_sample * profile.batch_size
-    return state + activations + _WORKSPACE_BYTES
+    params = profile.parameter_count
+    half = profile.precision in _HALF_PRECISIONS
+    allocated = {
+        "weights": params * _FP32_BYTES,
+        "gradients": params * _FP32_BYTES,
+        "momentum": params * _FP32_BYTES,
+        "weight_copies": params * _HALF_BYTES if half else 0,
+        "activations": profile.activation_bytes_per_sample * profile.batch_size,
+        "input_batch": profile.input_bytes_per_sample * profile.batch_size if half else 0,
+        "workspaces": _WORKSPACE_BYTES,
+    }
+    slack = _ALLOCATOR_SLACK * sum(allocated.values())
+    return {**allocated, "allocator_slack": slack, "cuda_context": _CUDA_CONTEXT_BYTES}
 
 
 def job_iterations(profile: JobProfile, total_gpus: int) -> int:

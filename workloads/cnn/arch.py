@@ -11,6 +11,14 @@ its input. Bytes follow a simple streaming model: forward reads the input and th
 writes the output; backward reads the output gradient, the saved input and the weights and writes
 the input gradient (unless it is not needed) and the weight gradient. Activations take 4 bytes
 each in fp32 and 2 in fp16/bf16; weights and their gradients stay fp32.
+
+Saved bytes are what autograd keeps for backward, op by op, after the backward formulas of
+PyTorch's ``tools/autograd/derivatives.yaml`` (see :func:`_save_for_backward`); a tensor that two
+ops keep (a ReLU's output and the next convolution's input) is one storage and counts once, in the
+layer that keeps it first. Under autocast every activation is in the low precision: convolutions
+and linear layers run in it (CUDA's list in ``aten/src/ATen/autocast_mode.cpp``, the same ops for
+fp16 and bf16), and batch norm, ReLU, pooling, dropout and the residual sum keep their input's
+dtype. ``cherrypick.workloads.cnn.memory`` measures the same bytes on a built model.
 """
 
 from __future__ import annotations
@@ -61,6 +69,9 @@ MODELS = ("alexnet", "vgg11", "vgg16", "resnet18", "resnet50")
 
 _ACT_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 _PARAM_BYTES = 4
+_FP32_BYTES = 4
+_INDEX_BYTES = 8  # torch.int64: pooling indices and class targets
+_MASK_BYTES = 1  # torch.bool
 
 
 @dataclass(frozen=True)
@@ -113,16 +124,27 @@ def architecture(
 
 def analyze(arch: Architecture, batch: int, precision: str = "fp32") -> list[LayerAnalysis]:
     """Per-layer costs at ``batch`` samples, the cross-entropy loss last (named ``loss``)."""
-    act = _ACT_BYTES[precision]
-    shape: Shape = arch.input_shape
+    walk = _Walk(batch, _ACT_BYTES[precision])
+    x = walk.new(arch.input_shape)
     rows = []
     for index, layer in enumerate(arch.layers):
-        cost = _Cost()
-        shape = _chain(layer.ops, shape, batch, act, cost, needs_input_grad=index > 0)
-        rows.append(cost.row(layer.name, shape))
-    logits = batch * arch.num_classes * act
-    loss = LayerAnalysis("loss", (), 0, 0, 2 * logits, 2 * logits, 0, logits)
+        walk.cost = _Cost()
+        x = _chain(layer.ops, x, walk, needs_input_grad=index > 0)
+        rows.append(walk.cost.row(layer.name, x.shape))
+    logits = batch * arch.num_classes * walk.act
+    # log_softmax and nll_loss are on autocast's fp32 list (and measured fp32 on CPU too):
+    # _log_softmax keeps its fp32 result, nll_loss the same storage and the int64 targets.
+    saved = batch * arch.num_classes * _FP32_BYTES + batch * _INDEX_BYTES
+    loss = LayerAnalysis("loss", (), 0, 0, 2 * logits, 2 * logits, 0, saved)
     return [*rows, loss]
+
+
+@dataclass(frozen=True)
+class _Act:
+    """An activation of the forward pass: the storage it lives in and its per-sample shape."""
+
+    storage: int
+    shape: Shape
 
 
 class _Cost:
@@ -147,7 +169,6 @@ class _Cost:
     def stream(self, in_bytes: int, out_bytes: int, params: int, needs_input_grad: bool) -> None:
         weights = params * _PARAM_BYTES
         self.params += params
-        self.saved += in_bytes
         self.fwd_bytes += in_bytes + out_bytes + weights
         self.bwd_bytes += out_bytes + in_bytes + 2 * weights
         if needs_input_grad:
@@ -158,33 +179,92 @@ class _Cost:
         self.bwd_flops += 2 * macs * (2 if needs_input_grad else 1)
 
 
-def _chain(
-    ops: tuple[Op, ...], shape: Shape, batch: int, act: int, cost: _Cost, *, needs_input_grad: bool
-) -> Shape:
+class _Walk:
+    """One pass over the layers: the batch, the activation width, the storages saved so far."""
+
+    def __init__(self, batch: int, act: int) -> None:
+        self.batch = batch
+        self.act = act
+        self.cost = _Cost()
+        self._storages = 0
+        self._saved: set[int] = set()
+
+    def new(self, shape: Shape) -> _Act:
+        self._storages += 1
+        return _Act(self._storages, shape)
+
+    def nbytes(self, x: _Act) -> int:
+        return self.batch * _numel(x.shape) * self.act
+
+    def save(self, x: _Act) -> None:
+        """Autograd keeps ``x`` for backward; a storage already kept costs nothing more."""
+        if x.storage not in self._saved:
+            self._saved.add(x.storage)
+            self.cost.saved += self.nbytes(x)
+
+    def save_own(self, nbytes: int) -> None:
+        """Autograd keeps a tensor only this op made (pooling indices, a mask, statistics)."""
+        self.cost.saved += nbytes
+
+
+def _chain(ops: tuple[Op, ...], x: _Act, walk: _Walk, *, needs_input_grad: bool) -> _Act:
     for position, op in enumerate(ops):
-        shape = _apply(op, shape, batch, act, cost, needs_input_grad or position > 0)
-    return shape
+        x = _apply(op, x, walk, needs_input_grad or position > 0)
+    return x
 
 
-def _apply(op: Op, shape: Shape, batch: int, act: int, cost: _Cost, needs_grad: bool) -> Shape:
+def _apply(op: Op, x: _Act, walk: _Walk, needs_grad: bool) -> _Act:
     if isinstance(op, Residual):
-        return _residual(op, shape, batch, act, cost, needs_grad)
-    out, params, macs = _shape_params_macs(op, shape)
+        return _residual(op, x, walk, needs_grad)
+    shape, params, macs = _shape_params_macs(op, x.shape)
+    # A flatten is a view of its input's storage; every other op writes a new tensor.
+    out = _Act(x.storage, shape) if isinstance(op, Flatten) else walk.new(shape)
     if not isinstance(op, Flatten):
-        cost.stream(batch * _numel(shape) * act, batch * _numel(out) * act, params, needs_grad)
-    cost.matmul(batch * macs, needs_grad)
+        walk.cost.stream(walk.nbytes(x), walk.nbytes(out), params, needs_grad)
+    walk.cost.matmul(walk.batch * macs, needs_grad)
+    _save_for_backward(op, x, out, walk)
     return out
 
 
-def _residual(op: Residual, shape: Shape, batch: int, act: int, cost: _Cost, needs: bool) -> Shape:
-    out = _chain(op.main, shape, batch, act, cost, needs_input_grad=needs)
-    if op.shortcut:
-        short = _chain(op.shortcut, shape, batch, act, cost, needs_input_grad=needs)
-        if short != out:
-            raise InputError(f"residual shortcut gives {short}, main path {out}")
-    out_bytes = batch * _numel(out) * act
-    cost.stream(2 * out_bytes, out_bytes, 0, needs)  # the sum of both paths
-    cost.stream(out_bytes, out_bytes, 0, needs)  # the ReLU after it
+def _save_for_backward(op: Op, x: _Act, out: _Act, walk: _Walk) -> None:
+    """What autograd keeps for ``op``'s backward: the tensors its formula in PyTorch's
+    ``tools/autograd/derivatives.yaml`` names (the entry of the ATen op that the module calls).
+    Weights and running statistics are the model's own and are not counted here."""
+    if isinstance(op, Conv | Linear):
+        # convolution (convolution_backward) and addmm (mm_mat2_backward) need the input for
+        # the weight gradient; under autocast it is the low-precision copy the op received.
+        walk.save(x)
+    elif isinstance(op, BatchNorm):
+        # native_batch_norm / cudnn_batch_norm: the input, and save_mean and save_invstd
+        # (result1, result2), one fp32 value per channel each whatever the batch.
+        walk.save(x)
+        walk.save_own(2 * x.shape[0] * _FP32_BYTES)
+    elif isinstance(op, ReLU):
+        walk.save(out)  # threshold_backward(grad, result, 0)
+    elif isinstance(op, MaxPool):
+        # max_pool2d_with_indices: its input (self) and the argmax of each output (result1),
+        # int64 whatever the activation dtype.
+        walk.save(x)
+        walk.save_own(walk.batch * _numel(out.shape) * _INDEX_BYTES)
+    elif isinstance(op, Dropout):
+        # native_dropout on CUDA keeps only its bool mask (result1). On CPU torch takes the
+        # unfused path, input * noise, and mul keeps the noise in the input's dtype instead.
+        walk.save_own(walk.batch * _numel(out.shape) * _MASK_BYTES)
+    # GlobalAvgPool: adaptive_avg_pool2d to 1x1 is mean over H and W, whose mean_backward needs
+    # only sizes; Flatten is a view; the residual sum (add.Tensor) keeps nothing.
+
+
+def _residual(op: Residual, x: _Act, walk: _Walk, needs: bool) -> _Act:
+    main = _chain(op.main, x, walk, needs_input_grad=needs)
+    short = _chain(op.shortcut, x, walk, needs_input_grad=needs)
+    if short.shape != main.shape:
+        raise InputError(f"residual shortcut gives {short.shape}, main path {main.shape}")
+    total = walk.new(main.shape)
+    out_bytes = walk.nbytes(total)
+    walk.cost.stream(2 * out_bytes, out_bytes, 0, needs)  # the sum of both paths
+    out = walk.new(main.shape)
+    walk.cost.stream(out_bytes, out_bytes, 0, needs)  # the ReLU after it
+    walk.save(out)  # threshold_backward(grad, result, 0)
     return out
 
 
