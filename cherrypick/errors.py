@@ -10,6 +10,7 @@
     │   └── CapacityError                ... because the cloud had none (worth another try)
     ├── WorkloadError                    the workload failed on the machine
     ├── StoreError                       the trial store cannot be read or written
+    │   └── NotAStoreError               ... the file given is not a store (exit code 2)
     └── SearchInterrupted                the user stopped a search (state is saved)
 
 The CLI maps them to one-line messages and exit codes in one place (``cherrypick.cli``).
@@ -25,6 +26,7 @@ __all__ = [
     "InputError",
     "ProvisioningError",
     "SearchInterrupted",
+    "NotAStoreError",
     "StoreError",
     "UnknownNameError",
     "ValidationError",
@@ -95,6 +97,12 @@ class WorkloadError(CherrypickError):
 
 class StoreError(CherrypickError):
     """The trial store is unreadable, of another search, or cannot be written."""
+
+
+class NotAStoreError(StoreError):
+    """The file given as a trial store is not one (empty, another database, not SQLite)."""
+
+    exit_code = 2
 
 
 class SearchInterrupted(CherrypickError):

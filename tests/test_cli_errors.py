@@ -141,7 +141,7 @@ def test_report_of_an_empty_or_missing_file_writes_nothing(
     empty = tmp_path / "empty.sqlite"
     empty.touch()
     code, out, err = cli(capsys, "report", empty)
-    assert code == 1  # as every other file that is not a store (a StoreError)
+    assert code == 2  # the file given is not a store: bad input
     one_line(err, str(empty), "not a cherrypick trial store")
     assert out == ""
     assert empty.stat().st_size == 0

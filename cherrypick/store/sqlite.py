@@ -38,7 +38,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from cherrypick.errors import InputError, StoreError, ValidationError
+from cherrypick.errors import InputError, NotAStoreError, StoreError, ValidationError
 from cherrypick.store.schema import (
     FINISHED_STATUSES,
     INSTANCE_COLUMNS,
@@ -117,13 +117,15 @@ class TrialStore:
         except sqlite3.OperationalError:
             raise  # locked, unreadable: not a verdict on the file's content
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a cherrypick trial store ({exc})") from exc
+            raise NotAStoreError(f"{self.path} is not a cherrypick trial store ({exc})") from exc
         if tables and "schema_version" not in tables:
-            raise StoreError(f"{self.path} is an SQLite database but not a cherrypick trial store")
+            raise NotAStoreError(
+                f"{self.path} is an SQLite database but not a cherrypick trial store"
+            )
         if not tables and not create:
             # An empty file, or one a search is creating now: writing our schema into it would
             # make a read-only command change the user's file.
-            raise StoreError(f"{self.path} is not a cherrypick trial store (it is empty)")
+            raise NotAStoreError(f"{self.path} is not a cherrypick trial store (it is empty)")
         if tables:
             self._check_version()
         self._conn.execute("PRAGMA journal_mode = WAL")
