@@ -23,7 +23,7 @@ from typing import Any
 
 from cherrypick.errors import InputError
 from cherrypick.providers.base import Provider
-from cherrypick.searching import Display, SearchResult, run_search, stderr_display
+from cherrypick.searching import Display, SearchResult, make_display, run_search
 from cherrypick.spec import SearchSpec, parse_spec
 
 __all__ = ["search"]
@@ -62,7 +62,8 @@ def search(
     ``max_cost_usd``). ``provider="simulated"`` is a dry run; ``"cloud"`` launches real machines
     through each cloud's registered provider; a :class:`Provider` object runs every trial.
     ``store`` keeps the trials (an existing store of the same search is resumed); by default
-    they live in a temporary file. ``progress=True`` prints a line per trial on stderr.
+    they live in a temporary file. ``progress=True`` shows the trials on stderr (a live table on a terminal, else a line
+    per event); a :class:`~cherrypick.searching.display.Display` object receives the events.
     """
     spec = _spec(
         workload,
@@ -83,16 +84,20 @@ def search(
         trial_timeout_s=trial_timeout_s,
     )
     job = None if isinstance(workload, str) else workload
-    display = stderr_display if progress is True else (progress or None)
+    display = make_display() if progress is True else (progress or None)
     options: dict[str, Any] = {
         "workload": job,
         "display": display,
         **_provider_options(provider),
     }
-    if store is not None:
-        return run_search(spec, store_path=store, **options)
-    with tempfile.TemporaryDirectory(prefix="cherrypick-") as scratch:
-        return run_search(spec, store_path=Path(scratch) / "search.sqlite", **options)
+    try:
+        if store is not None:
+            return run_search(spec, store_path=store, **options)
+        with tempfile.TemporaryDirectory(prefix="cherrypick-") as scratch:
+            return run_search(spec, store_path=Path(scratch) / "search.sqlite", **options)
+    finally:
+        if progress is True and display is not None:
+            display.close()
 
 
 def _spec(workload: Any, params: Mapping[str, Any] | None, **sections: Any) -> SearchSpec:

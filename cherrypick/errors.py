@@ -9,6 +9,10 @@
     ├── ProvisioningError                a provider could not give us a machine
     │   └── CapacityError                ... because the cloud had none (worth another try)
     ├── WorkloadError                    the workload failed on the machine
+    ├── RunnerError                      a command could not be run on a machine
+    │   ├── UnreachableError             ... the machine did not answer within the connect limit
+    │   ├── HostKeyError                 ... its host key is not the one known: never accepted
+    │   └── CommandTimeout               ... it ran past its limit (its process group is killed)
     ├── StoreError                       the trial store cannot be read or written
     │   └── NotAStoreError               ... the file given is not a store (exit code 2)
     └── SearchInterrupted                the user stopped a search (state is saved)
@@ -23,12 +27,16 @@ from collections.abc import Iterable
 __all__ = [
     "CapacityError",
     "CherrypickError",
+    "CommandTimeout",
+    "HostKeyError",
     "InputError",
     "ProvisioningError",
     "SearchInterrupted",
     "NotAStoreError",
+    "RunnerError",
     "StoreError",
     "UnknownNameError",
+    "UnreachableError",
     "ValidationError",
     "WorkloadError",
 ]
@@ -93,6 +101,26 @@ class CapacityError(ProvisioningError):
 
 class WorkloadError(CherrypickError):
     """The workload cannot run, or exited badly on a machine."""
+
+
+class RunnerError(CherrypickError):
+    """A command could not be run on a machine; ``where`` names the machine."""
+
+    def __init__(self, where: str, message: str) -> None:
+        self.where = where
+        super().__init__(f"{where}: {message}")
+
+
+class UnreachableError(RunnerError):
+    """The machine did not accept a connection within the connect limit (or dropped it)."""
+
+
+class HostKeyError(RunnerError):
+    """The machine's host key differs from the one known for it (a possible impostor)."""
+
+
+class CommandTimeout(RunnerError):
+    """A command ran past its time limit; its whole process group was killed."""
 
 
 class StoreError(CherrypickError):

@@ -16,8 +16,9 @@ __all__ = ["CandidateRecord", "TrialStatus"]
 
 class TrialStatus(str, Enum):
     """Where a trial stands. A workload reports ``ok``, ``oom``, ``error`` or ``timeout``;
-    ``cancelled`` is the search's (no machine could be had for it); ``running`` is the store's
-    word for a trial in flight."""
+    ``unavailable`` (no placement had machines of that type: capacity, not a measurement) and
+    ``cancelled`` (stopped by the user or by a crash of the controller) are the search's;
+    ``running`` is the store's word for a trial in flight."""
 
     RUNNING = "running"
     OK = "ok"
@@ -25,6 +26,7 @@ class TrialStatus(str, Enum):
     ERROR = "error"
     TIMEOUT = "timeout"
     CANCELLED = "cancelled"
+    UNAVAILABLE = "unavailable"
 
     def __str__(self) -> str:
         return self.value

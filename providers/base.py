@@ -1,8 +1,9 @@
 """The provider interface and the typed values that cross it.
 
-A provider launches the machines of one candidate configuration, waits until they are reachable,
-terminates them, and lists what this tool launched (so nothing is left running). Cloud SDKs are
-imported lazily inside each provider's module; importing this module costs nothing.
+A provider provisions: it launches the machines of one trial in one placement, says what state
+they are in, waits until they run, terminates them, and lists what this tool launched (so nothing
+is left running). It never runs a command on them: runners (``cherrypick.runners``) do. Cloud SDKs
+are imported lazily inside each provider's module; importing this module costs nothing.
 """
 
 from __future__ import annotations
@@ -10,14 +11,35 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from cherrypick.registry import Registry
 
 if TYPE_CHECKING:
     from cherrypick.workloads.base import TrialResult, Workload
 
-__all__ = ["Candidate", "Instance", "Offering", "Provider", "TrialRun", "provider_registry"]
+__all__ = [
+    "CREATED_BY",
+    "AnswersTrials",
+    "TAG_CREATED_BY",
+    "TAG_NODE_RANK",
+    "TAG_OWNER",
+    "TAG_SEARCH",
+    "TAG_TRIAL",
+    "Candidate",
+    "ClusterInfo",
+    "Instance",
+    "InstanceState",
+    "LaunchRequest",
+    "Offering",
+    "Placement",
+    "ProvisionRecord",
+    "Provider",
+    "TrialRun",
+    "machine_tags",
+    "provider_registry",
+]
 
 
 @dataclass(frozen=True)
@@ -62,20 +84,117 @@ class Candidate:
         return f"{self.offering.key}x{self.nodes}"
 
 
+class InstanceState(StrEnum):
+    """What a provider says of one machine when queried."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    TERMINATED = "terminated"
+
+
+#: The tag keys on every machine this tool launches or reserves; ``CREATED_BY`` marks them all.
+TAG_CREATED_BY = "cherrypick-created-by"
+TAG_SEARCH = "cherrypick-search"
+TAG_TRIAL = "cherrypick-trial"
+TAG_NODE_RANK = "cherrypick-node-rank"
+TAG_OWNER = "cherrypick-owner"
+CREATED_BY = "cherrypick"
+
+
+def machine_tags(search: str, trial_id: int, owner: str) -> dict[str, str]:
+    """The tags of one trial's machines (the provider adds each machine's node rank)."""
+    return {
+        TAG_CREATED_BY: CREATED_BY,
+        TAG_SEARCH: search,
+        TAG_TRIAL: str(trial_id),
+        TAG_OWNER: owner,
+    }
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a cluster is launched: a region, and a zone where the provider has zones."""
+
+    region: str
+    zone: str | None = None
+
+    def describe(self) -> str:
+        return self.region if self.zone is None else f"{self.region}/{self.zone}"
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """One trial's cluster: ``candidate.nodes`` machines of its offering in one placement.
+
+    ``ssh_public_key`` (OpenSSH format) is the search's ephemeral key, for providers that put a
+    key on a fresh machine; ``max_life_s`` is the backstop against a dead controller: a machine
+    ends itself (or its job) that long after launch.
+    """
+
+    candidate: Candidate
+    placement: Placement
+    cluster_name: str
+    tags: Mapping[str, str]
+    max_life_s: float
+    ssh_public_key: str | None = None
+
+
 @dataclass(frozen=True)
 class Instance:
-    """One launched machine. ``extra`` carries provider-specific details."""
+    """One machine as a provider reports it, and how to reach it.
+
+    ``host_key`` is the machine's known SSH host key (``ssh-ed25519 AAAA...``) when the provider
+    knows it (inventory hosts); ``key_file`` the private key to log in with when it is not the
+    search's own. ``extra`` carries provider-specific details.
+    """
 
     provider: str
     instance_id: str
     region: str
+    node_rank: int = 0
+    internal_ip: str = ""
+    external_ip: str | None = None
+    ssh_port: int = 22
+    ssh_user: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict, compare=False, hash=False)
+    host_key: str | None = None
+    key_file: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def address(self) -> str:
+        """The address the controller connects to."""
+        return self.external_ip or self.internal_ip
+
+
+@dataclass(frozen=True)
+class ProvisionRecord:
+    """What ``run_instances`` launched: enough to query, wait for and terminate the cluster."""
+
+    provider: str
+    placement: Placement
+    cluster_name: str
+    instance_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """A launched cluster's machines, rank 0 first: rank 0's internal address is the rendezvous."""
+
+    provider: str
+    cluster_name: str
+    instances: tuple[Instance, ...]
+
+    @property
+    def head(self) -> Instance:
+        return self.instances[0]
 
 
 @dataclass(frozen=True)
 class TrialRun:
-    """A trial as a provider executed it: the workload's result and the wall seconds each phase
-    took. The workload cannot know them (boot happens before it starts); billing needs them."""
+    """A trial as the simulated provider answers it: the workload's result and the (simulated)
+    wall seconds each phase took, which billing needs."""
 
     result: TrialResult
     boot_s: float
@@ -88,30 +207,10 @@ class TrialRun:
         return max(60.0, self.boot_s + self.setup_s + self.run_s)
 
 
-class Provider(ABC):
-    """Launches and terminates the machines of a candidate.
-
-    ``tag`` marks every machine a search launches, so ``list_launched(tag)`` finds them all even
-    after a crash, and terminating by tag leaves nothing running.
-    """
-
-    name: str = ""
-
-    @abstractmethod
-    def launch(self, candidate: Candidate, tag: str) -> Sequence[Instance]:
-        """Start ``candidate.nodes`` machines of the candidate's offering."""
-
-    @abstractmethod
-    def wait_until_reachable(self, instances: Sequence[Instance], timeout_s: float) -> None:
-        """Return when every instance accepts connections; raise ProvisioningError on timeout."""
-
-    @abstractmethod
-    def terminate(self, instances: Sequence[Instance]) -> None:
-        """Terminate the instances; terminating an already-gone instance is not an error."""
-
-    @abstractmethod
-    def list_launched(self, tag: str) -> Sequence[Instance]:
-        """Every machine carrying ``tag`` that is not terminated."""
+@runtime_checkable
+class AnswersTrials(Protocol):
+    """A provider whose trials are answered by a model, not run (the simulated provider): the
+    search asks it for the trial's result instead of running the workload's commands."""
 
     def execute(
         self,
@@ -119,13 +218,51 @@ class Provider(ABC):
         instances: Sequence[Instance],
         workload: Workload,
         timeout_s: float,
-    ) -> TrialRun:
-        """Run the workload on the launched instances and collect its result.
+    ) -> TrialRun: ...
 
-        Cloud providers run the workload's commands over SSH; simulated providers answer from a
-        model. The default is the SSH path, which no provider in this version implements yet.
-        """
-        raise NotImplementedError(f"provider '{self.name}' cannot execute workloads")
+
+class Provider(ABC):
+    """Provisions the machines of one trial; it never runs a command on them (a runner does).
+
+    Shaped like SkyPilot's provision API: ``run_instances`` launches a cluster in one placement
+    (raising :class:`~cherrypick.errors.CapacityError` when the placement has no machines of that
+    type), ``wait_instances`` returns once every machine is running with its addresses,
+    ``query_instances`` says what each machine is now, ``terminate_instances`` ends them, and
+    ``list_launched`` finds every machine carrying a set of tags, so nothing this tool launched
+    is lost after a crash. Billing is the engine's: per second from launch to confirmed
+    termination, at least ``minimum_billed_s``.
+    """
+
+    name: str = ""
+    #: The provider's per-machine billing minimum, in seconds.
+    minimum_billed_s: float = 60.0
+
+    def placements(self, candidate: Candidate) -> Sequence[Placement]:
+        """Where ``candidate`` may be launched, in the order to try (default: its region)."""
+        return (Placement(candidate.offering.region),)
+
+    @abstractmethod
+    def run_instances(self, request: LaunchRequest) -> ProvisionRecord:
+        """Launch ``request.candidate.nodes`` machines, each tagged with ``request.tags`` and its
+        node rank."""
+
+    @abstractmethod
+    def wait_instances(self, record: ProvisionRecord, timeout_s: float) -> ClusterInfo:
+        """Return the cluster once every machine runs; raise ProvisioningError on timeout."""
+
+    @abstractmethod
+    def query_instances(
+        self, region: str, instance_ids: Sequence[str]
+    ) -> dict[str, InstanceState]:
+        """Each machine's state now; a machine the provider does not know is ``terminated``."""
+
+    @abstractmethod
+    def terminate_instances(self, region: str, instance_ids: Sequence[str]) -> None:
+        """End the machines; ending one that is already gone is not an error."""
+
+    @abstractmethod
+    def list_launched(self, tags: Mapping[str, str]) -> Sequence[Instance]:
+        """Every machine not terminated that carries all of ``tags``."""
 
 
 provider_registry: Registry[Provider] = Registry("provider", "cherrypick.providers")

@@ -16,7 +16,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from cherrypick.providers.base import Candidate, Instance, Provider, TrialRun
+from cherrypick.providers.base import (
+    TAG_NODE_RANK,
+    Candidate,
+    ClusterInfo,
+    Instance,
+    InstanceState,
+    LaunchRequest,
+    Provider,
+    ProvisionRecord,
+    TrialRun,
+)
 from cherrypick.workloads.base import JobProfile, TrialResult, Workload
 
 from cherrypick.catalog.gpus import GpuSpec
@@ -64,9 +74,10 @@ class SimulatedProvider(Provider):
         self.model_error = model_error
         self.boot_range = boot_s
         self._attempts: dict[str, int] = {}
-        self._running: dict[str, tuple[Instance, str]] = {}
+        self._running: dict[str, Instance] = {}
 
-    def launch(self, candidate: Candidate, tag: str) -> Sequence[Instance]:
+    def run_instances(self, request: LaunchRequest) -> ProvisionRecord:
+        candidate = request.candidate
         attempt = self._attempts.get(candidate.key, 0)
         self._attempts[candidate.key] = attempt + 1
         if self._rng(candidate, "capacity", attempt).random() < self.capacity_error_rate:
@@ -74,24 +85,39 @@ class SimulatedProvider(Provider):
                 self.name,
                 f"no capacity for {candidate.nodes} x {candidate.offering.instance_type}"
                 f" (simulated, attempt {attempt + 1})",
-                region=candidate.offering.region,
+                region=request.placement.region,
             )
-        instances = [self._instance(candidate, attempt, node) for node in range(candidate.nodes)]
+        instances = [
+            self._instance(request, attempt, node) for node in range(candidate.nodes)
+        ]
         for instance in instances:
-            self._running[instance.instance_id] = (instance, tag)
-        return instances
+            self._running[instance.instance_id] = instance
+        ids = tuple(i.instance_id for i in instances)
+        return ProvisionRecord(self.name, request.placement, request.cluster_name, ids)
 
-    def wait_until_reachable(self, instances: Sequence[Instance], timeout_s: float) -> None:
-        gone = [i.instance_id for i in instances if i.instance_id not in self._running]
+    def wait_instances(self, record: ProvisionRecord, timeout_s: float) -> ClusterInfo:
+        gone = [i for i in record.instance_ids if i not in self._running]
         if gone:
             raise ProvisioningError(self.name, f"instances not running: {', '.join(gone)}")
+        machines = tuple(self._running[i] for i in record.instance_ids)
+        return ClusterInfo(self.name, record.cluster_name, machines)
 
-    def terminate(self, instances: Sequence[Instance]) -> None:
-        for instance in instances:
-            self._running.pop(instance.instance_id, None)
+    def query_instances(
+        self, region: str, instance_ids: Sequence[str]
+    ) -> dict[str, InstanceState]:
+        return {
+            i: InstanceState.RUNNING if i in self._running else InstanceState.TERMINATED
+            for i in instance_ids
+        }
 
-    def list_launched(self, tag: str) -> Sequence[Instance]:
-        return [instance for instance, t in self._running.values() if t == tag]
+    def terminate_instances(self, region: str, instance_ids: Sequence[str]) -> None:
+        for instance_id in instance_ids:
+            self._running.pop(instance_id, None)
+
+    def list_launched(self, tags: Mapping[str, str]) -> Sequence[Instance]:
+        return [
+            i for i in self._running.values() if all(i.tags.get(k) == v for k, v in tags.items())
+        ]
 
     def execute(
         self,
@@ -100,7 +126,8 @@ class SimulatedProvider(Provider):
         workload: Workload,
         timeout_s: float,
     ) -> TrialRun:
-        """Answer the trial from the model; simulated seconds only, nothing sleeps."""
+        """Answer the trial from the model instead of running a command (this provider's
+        runner): simulated seconds only, nothing sleeps."""
         factor = self.noise_factor(candidate)
         boot = float(self._rng(candidate, "boot").uniform(*self.boot_range))
         estimate = workload.estimate_runtime(candidate)
@@ -142,13 +169,17 @@ class SimulatedProvider(Provider):
     def _rng(self, candidate: Candidate, purpose: str, attempt: int = 0) -> np.random.Generator:
         return np.random.default_rng(_stable_seed(self.seed, candidate.key, purpose, attempt))
 
-    def _instance(self, candidate: Candidate, attempt: int, node: int) -> Instance:
+    def _instance(self, request: LaunchRequest, attempt: int, node: int) -> Instance:
+        candidate = request.candidate
         digest = _stable_seed(self.seed, candidate.key, "instance", attempt, node)
         return Instance(
             provider=self.name,
             instance_id=f"sim-{digest:016x}",
-            region=candidate.offering.region,
-            extra={"candidate": candidate.key, "node_rank": node},
+            region=request.placement.region,
+            node_rank=node,
+            internal_ip=f"10.0.0.{node + 1}",
+            tags={**request.tags, TAG_NODE_RANK: str(node)},
+            extra={"candidate": candidate.key},
         )
 
 

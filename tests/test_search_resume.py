@@ -16,6 +16,7 @@ import pytest
 from cherrypick.workloads.base import workload_registry
 
 from cherrypick.cli import main
+from cherrypick.errors import InputError, NotAStoreError
 from cherrypick.store import TrialStore
 
 HERE = Path(__file__).resolve().parent
@@ -74,10 +75,11 @@ def _run(args: list[str]) -> dict[str, object]:
 
 
 def _finished(store: Path) -> int:
-    if not store.exists():
-        return 0
-    with TrialStore(store, create=False) as opened:
-        return len(opened.finished_trials()) if opened.has_search() else 0
+    try:
+        with TrialStore(store, create=False) as opened:
+            return len(opened.finished_trials()) if opened.has_search() else 0
+    except (InputError, NotAStoreError):
+        return 0  # not there yet, or created this instant and still empty
 
 
 def _kill_after(args: list[str], store: Path, trials: int) -> None:

@@ -6,7 +6,18 @@ import math
 from collections.abc import Sequence
 
 import pytest
-from cherrypick.providers.base import Candidate, TrialRun, provider_registry
+from cherrypick.providers.base import (
+    TAG_NODE_RANK,
+    TAG_SEARCH,
+    TAG_TRIAL,
+    Candidate,
+    InstanceState,
+    LaunchRequest,
+    Placement,
+    TrialRun,
+    machine_tags,
+    provider_registry,
+)
 from cherrypick.providers.simulated import SimulatedProvider
 from cherrypick.workloads.base import TrialResult, Workload
 from cherrypick.workloads.cnn.workload import CNNWorkload
@@ -139,12 +150,19 @@ def test_workload_without_a_model_cannot_be_simulated() -> None:
         SimulatedProvider(gpus=GPUS).execute(CANDIDATES[0], [], _NoModel(), 3600)
 
 
+def request(candidate: Candidate, search: str = "s", trial: int = 0) -> LaunchRequest:
+    tags = machine_tags(search, trial, "me")
+    return LaunchRequest(
+        candidate, Placement(candidate.offering.region), f"{search}-{trial}", tags, 3600.0
+    )
+
+
 def count_capacity_errors(provider: SimulatedProvider, attempts: int) -> int:
     errors = 0
     for candidate in CANDIDATES:
         for _ in range(attempts):
             try:
-                provider.launch(candidate, "t")
+                provider.run_instances(request(candidate))
             except CapacityError as exc:
                 assert exc.region == candidate.offering.region
                 errors += 1
@@ -160,20 +178,32 @@ def test_capacity_errors_come_at_the_configured_rate_deterministically() -> None
     assert count_capacity_errors(SimulatedProvider(5, gpus=GPUS), 3) == 0
 
 
-def test_launch_list_wait_terminate_lifecycle() -> None:
+def test_run_wait_query_list_terminate_lifecycle() -> None:
     provider = SimulatedProvider(gpus=GPUS)
     two_nodes = next(c for c in CANDIDATES if c.nodes == 2)
-    instances = provider.launch(two_nodes, "search-1")
-    other = provider.launch(CANDIDATES[0], "search-2")
-    assert len(instances) == 2 and len({i.instance_id for i in instances}) == 2
-    assert instances == SimulatedProvider(gpus=GPUS).launch(two_nodes, "search-1")  # stable ids
-    provider.wait_until_reachable(instances, timeout_s=1)
-    assert set(provider.list_launched("search-1")) == set(instances)
-    provider.terminate(instances)
-    provider.terminate(instances)  # already gone: not an error
-    assert provider.list_launched("search-1") == [] and provider.list_launched("search-2") == other
+    record = provider.run_instances(request(two_nodes, "search-1", 3))
+    other = provider.run_instances(request(CANDIDATES[0], "search-2"))
+    assert len(record.instance_ids) == 2 and len(set(record.instance_ids)) == 2
+    again = SimulatedProvider(gpus=GPUS).run_instances(request(two_nodes, "search-1", 3))
+    assert again.instance_ids == record.instance_ids  # stable ids
+    cluster = provider.wait_instances(record, timeout_s=1)
+    assert [i.node_rank for i in cluster.instances] == [0, 1]
+    assert cluster.head.tags[TAG_TRIAL] == "3" and cluster.instances[1].tags[TAG_NODE_RANK] == "1"
+    region = record.placement.region
+    assert set(provider.query_instances(region, record.instance_ids).values()) == {"running"}
+    found = provider.list_launched({TAG_SEARCH: "search-1"})
+    assert {i.instance_id for i in found} == set(record.instance_ids)
+    assert provider.list_launched({TAG_SEARCH: "search-1", TAG_TRIAL: "4"}) == []
+    provider.terminate_instances(region, record.instance_ids)
+    provider.terminate_instances(region, record.instance_ids)  # already gone: not an error
+    states = provider.query_instances(region, [*record.instance_ids, "never-launched"])
+    assert set(states.values()) == {InstanceState.TERMINATED}
+    assert provider.list_launched({TAG_SEARCH: "search-1"}) == []
+    assert [i.instance_id for i in provider.list_launched({TAG_SEARCH: "search-2"})] == list(
+        other.instance_ids
+    )
     with pytest.raises(ProvisioningError):
-        provider.wait_until_reachable(instances, timeout_s=1)
+        provider.wait_instances(record, timeout_s=1)
 
 
 def test_registered_by_name() -> None:

@@ -53,7 +53,7 @@ def test_single_gpu_runs_plain_python_with_the_config_as_a_file() -> None:
     command = workload.command(Candidate(GPU1), 0, "10.0.0.1", 29500)
     assert "torch.distributed.run" not in command
     assert command.endswith(
-        "-m cherrypick.workloads.cnn.train --config /tmp/cherrypick/run.yaml"
+        "-m cherrypick.workloads.cnn.train --config run/run.yaml"
         f" --output {workload.result_path}"
     )
     written = shlex.split(command.split(" > ")[0])[-1]
@@ -81,11 +81,26 @@ def test_cpu_only_nodes_train_on_cpu_one_process_per_node() -> None:
     assert "--nnodes 3 --nproc-per-node 1 --node-rank 2" in multi
 
 
-def test_setup_installs_the_package() -> None:
-    workload = CNNWorkload({"install": "cherrypick[torch]==0.1.0", "python": "python3.11"})
-    assert workload.setup_commands() == [
-        "python3.11 -m pip install --quiet 'cherrypick[torch]==0.1.0'"
-    ]
+def test_setup_installs_torch_only_where_the_image_has_none(tmp_path: Path) -> None:
+    workload = CNNWorkload({"install": "torch>=2; touch pwned", "python": "python3.11"})
+    (command,) = workload.setup_commands()
+    assert command == (
+        "python3.11 -c 'import torch' 2>/dev/null ||"
+        " python3.11 -m pip install --quiet 'torch>=2; touch pwned'"
+    )
+    # Run for real with an interpreter that has torch: nothing is installed, nothing injected.
+    here = CNNWorkload({"python": sys.executable})
+    done = subprocess.run(
+        ["bash", "-c", here.setup_commands()[0]], cwd=tmp_path, capture_output=True, check=False
+    )
+    assert done.returncode == 0 and done.stdout == b"" and not (tmp_path / "pwned").exists()
+
+
+def test_result_path_is_inside_the_trial_folder() -> None:
+    workload = CNNWorkload({})
+    assert not workload.result_path.startswith("/")
+    command = workload.command(Candidate(CPU), 0, "h", 1)
+    assert f"--output {workload.result_path}" in command
 
 
 def test_parse_ok_oom_and_malformed_results() -> None:

@@ -48,8 +48,13 @@ BREAKDOWN_KEYS = (
 )
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
-#: What a workload can say of its trial (not ``running`` or ``cancelled``: the search's words).
-_REPORTED = frozenset(TrialStatus) - {TrialStatus.RUNNING, TrialStatus.CANCELLED}
+#: What a workload can say of its trial (not ``running``, ``cancelled`` or ``unavailable``: the
+#: search's words).
+_REPORTED = frozenset(TrialStatus) - {
+    TrialStatus.RUNNING,
+    TrialStatus.CANCELLED,
+    TrialStatus.UNAVAILABLE,
+}
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cherrypick.errors import ProvisioningError, WorkloadError
+from cherrypick.errors import InputError, ProvisioningError, WorkloadError
 from cherrypick.optimizer.base import Objective
-from cherrypick.providers.base import Candidate, Provider
+from cherrypick.providers.base import AnswersTrials, Candidate, LaunchRequest, Provider
 from cherrypick.searching.result import Choice, SearchResult, format_choice
 from cherrypick.searching.setup import SearchSpace, build_providers
 from cherrypick.spec import SearchSpec
@@ -115,18 +115,23 @@ def runtime_of(
     providers: Mapping[str, Provider],
     timeout_s: float,
 ) -> float | None:
-    """One candidate's projected runtime as a trial would measure it; None if it fails."""
+    """One candidate's projected runtime as a trial would measure it; None if it fails.
+    Only a provider that answers trials from a model (the simulator) can be swept."""
     provider = providers[candidate.offering.provider]
+    if not isinstance(provider, AnswersTrials):
+        raise InputError(f"provider '{provider.name}' runs real machines: it cannot be swept")
+    placement = provider.placements(candidate)[0]
+    request = LaunchRequest(candidate, placement, "cherrypick-exhaustive", {}, timeout_s)
     try:
-        instances = provider.launch(candidate, "cherrypick-exhaustive")
+        record = provider.run_instances(request)
     except ProvisioningError:
         return None
     try:
-        result = provider.execute(candidate, instances, workload, timeout_s).result
+        result = provider.execute(candidate, (), workload, timeout_s).result
     except (ProvisioningError, WorkloadError):
         return None
     finally:
-        provider.terminate(instances)
+        provider.terminate_instances(placement.region, record.instance_ids)
     return result.runtime_s if result.feasible else None
 
 

@@ -31,30 +31,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cherrypick.searching import format_summary, run_search, stderr_display
+    from cherrypick.searching import format_summary, make_display, run_search
     from cherrypick.searching.plan import prepare
     from cherrypick.searching.setup import build_space, build_workload
 
     plan = prepare(args.file, args.resume, args.store, args.dry_run, args.seed, args.parallel)
     if args.exhaustive and not plan.dry_run:
         raise InputError("--exhaustive needs a dry run (it runs every candidate)")
-    display = None if args.quiet else stderr_display
+    display = None if args.quiet else make_display()
     space, workload = build_space(plan.spec), build_workload(plan.spec)
     if plan.note is not None:
         print(plan.note, file=sys.stderr)
-    result = plan.finished or run_search(
-        plan.spec,
-        dry_run=plan.dry_run,
-        store_path=plan.store_path,
-        workload=workload,
-        display=display,
-        space=space,
-    )
+    try:
+        result = plan.finished or run_search(
+            plan.spec,
+            dry_run=plan.dry_run,
+            store_path=plan.store_path,
+            workload=workload,
+            display=display,
+            space=space,
+        )
+    finally:
+        if display is not None:
+            display.close()
     check = None
     if args.exhaustive:
         from cherrypick.bench.exhaustive import check_against_truth
 
-        check = check_against_truth(plan.spec, space, workload, result, display)
+        progress = None if display is None else display.message
+        check = check_against_truth(plan.spec, space, workload, result, progress)
     if args.json:
         print(json.dumps({**result.to_json(), **(check.to_json() if check else {})}, indent=2))
     else:

@@ -149,6 +149,8 @@ class Strategy(ABC):
         self.stop_rule = stop_rule  # None: never stop before the candidates run out
         self.observations: dict[int, Observation] = {}
         self.pending: set[int] = set()
+        #: Candidates never to propose again that taught nothing (no machines could be had).
+        self.excluded: set[int] = set()
 
     @abstractmethod
     def _propose(self, n: int) -> list[int]:
@@ -172,10 +174,21 @@ class Strategy(ABC):
         self.pending.discard(i)
         self.observations[i] = observation
 
+    def exclude(self, index: int) -> None:
+        """Never propose ``index`` again, without an observation: capacity is not a
+        measurement, so the models learn nothing from it."""
+        self.pending.discard(index)
+        self.excluded.add(index)
+
+    def withdraw(self, index: int) -> None:
+        """Forget that ``index`` was asked for (the search decided not to run it)."""
+        self.pending.discard(index)
+
     def untried(self) -> NDArray[np.int64]:
         mask = np.ones(self.problem.size, dtype=bool)
         mask[list(self.observations)] = False
         mask[list(self.pending)] = False
+        mask[list(self.excluded)] = False
         return np.flatnonzero(mask)
 
     def feasible(self) -> list[Recommendation]:

@@ -249,7 +249,7 @@ class BayesianStrategy(Strategy):
     def scores(self, fantasies: dict[int, float] | None = None) -> Scores:
         """Fit the models to what is known and score every untried candidate."""
         fantasies = fantasies or {}
-        version = len(self.observations) + len(self.pending)
+        version = (len(self.observations), len(self.pending), len(self.excluded))
         if not fantasies and self._cache is not None and self._cache[0] == version:
             return self._cache[1]
         idx, log_cost = self._training_data(fantasies)

@@ -2,7 +2,8 @@
 loop, one trial, the result). Named ``searching`` so that ``cherrypick.search`` stays the API
 function."""
 
-from cherrypick.searching.loop import Display, Search, run_search, stderr_display
+from cherrypick.searching.display import Display, make_display
+from cherrypick.searching.loop import Search, run_search
 from cherrypick.searching.result import Choice, SearchResult, format_summary
 
 __all__ = [
@@ -11,6 +12,6 @@ __all__ = [
     "Search",
     "SearchResult",
     "format_summary",
+    "make_display",
     "run_search",
-    "stderr_display",
 ]

@@ -1,30 +1,39 @@
 """The search: the one place where strategy, providers, workload and store meet.
 
-Each step asks the strategy for ``parallel`` candidates, runs them as trials (launch, wait, run,
-collect, terminate), tells the strategy what they measured, and stops on the strategy's stop rule,
-the trial budget or the spend budget. Every trial is written to the store as it finishes.
+It keeps ``parallel`` trials in flight: whenever one finishes, the strategy is told what it
+measured and asked for one more (the strategy knows which candidates are pending), until the stop
+rule, the trial budget or the spend budget says stop. The spend budget is checked before each
+launch, counting the trials in flight at their expected cost, so a parallel batch cannot overshoot
+it. Every trial is written to the store as it finishes, with when it was asked and told.
 
-Resuming replays the same decisions: the strategy is rebuilt from the same seed and candidate
-list, and each proposal whose trial id already finished in the store is answered from the store
-instead of being run. Proposals depend only on the seed and the observations told so far, so the
-resumed search proposes exactly what the uninterrupted one did; only trials that were in flight
-run again.
+Resuming replays the same decisions: the strategy is rebuilt from the same seed and candidates,
+each stored trial is asked again after as many observations as it was first (``asked_after``) and
+told in the order it was first (``tell_seq``), and a proposal whose trial finished is answered from
+the store. Only trials that were in flight run again, after the machines the store lists as
+possibly running are terminated (confirmed by the provider).
 
+Ctrl-C or SIGTERM cancels the trials in flight at once; each terminates its machines; a second
+Ctrl-C during that teardown says what is still running and how to clean it up, and waits on.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+import os
+import socket
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cherrypick.errors import CherrypickError, SearchInterrupted, StoreError
+from cherrypick.errors import CherrypickError, ProvisioningError, SearchInterrupted, StoreError
 from cherrypick.optimizer import BayesianStrategy, StopRule, Strategy, make_strategy
 from cherrypick.optimizer.base import Observation
-from cherrypick.providers.base import Instance, Provider
+from cherrypick.providers.base import Candidate, Instance, InstanceState, Provider
+from cherrypick.runners.base import Runner
+from cherrypick.searching.display import Display, NullDisplay, SearchStatus, TrialEvent
 from cherrypick.searching.result import Choice, SearchResult
 from cherrypick.searching.setup import (
     SearchSpace,
@@ -35,29 +44,30 @@ from cherrypick.searching.setup import (
     objective_of,
     search_tag,
 )
-from cherrypick.searching.trial import LiveInstances, TrialRunner
+from cherrypick.searching.trial import TrialContext, TrialRunner, with_known_host_key
 from cherrypick.spec import SearchSpec, parse_spec
 from cherrypick.store import TrialRow, TrialStore
 from cherrypick.trials import TrialStatus
-from cherrypick.units import format_duration
+from cherrypick.units import format_duration, job_cost
 from cherrypick.workloads.base import Workload
 
-__all__ = ["Display", "Search", "run_search", "stderr_display"]
-
-Display = Callable[[str], None]
+__all__ = ["Search", "run_search"]
 
 #: How many runners-up a result lists.
 RUNNERS_UP = 3
-
-
-def stderr_display(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+#: How often a running search says it is alive (``cherrypick cleanup`` spares it meanwhile).
+HEARTBEAT_S = 30.0
+#: A trial's expected length before any trial finished, for the spend budget.
+FIRST_TRIAL_GUESS_S = 900.0
 
 
 @dataclass
 class _Progress:
     trials: int = 0
     spend: float = 0.0
+    asked: int = 0
+    in_flight: dict[Future[TrialRow], tuple[int, float]] = field(default_factory=dict)
+    billed: list[float] = field(default_factory=list)
 
 
 class Search:
@@ -79,39 +89,52 @@ class Search:
         self.objective = objective_of(spec)
         self.providers = providers
         self.store = store
-        self.display = display
+        self.display: Display = display if display is not None else NullDisplay()
         self.identity = dict(identity if identity is not None else spec.identity())
         self._index = {c.key: i for i, c in enumerate(self.candidates)}
         self._workload = workload
-        self._live = LiveInstances()
-        self._runner = TrialRunner(
-            workload,
-            providers,
-            store,
-            search_tag(self.identity, spec.seed),
-            spec.trial_timeout_s,
-            self._live,
+        self._keys = _SearchKeys(Path(f"{store.path}.keys"), providers)
+        self.tag = search_tag(self.identity, spec.seed)
+        self.context = TrialContext(
+            workload=workload,
+            providers=providers,
+            store=store,
+            search_tag=self.tag,
+            owner=_owner(),
+            timeout_s=spec.trial_timeout_s,
+            connect=self._connect,
+            logs=Path(f"{store.path}.logs"),
+            events=self._on_event,
+            alternatives=_alternatives(space),
+            ssh_public_key=self._keys.public,
+            package=_PackageOnce().get,
+            objective=self.objective,
         )
 
     def run(self) -> SearchResult:
         stored = self._open()
         strategy = self._strategy()
         progress = _Progress()
+        beat = _Heartbeat(self.store, self.context.owner)
+        pool = ThreadPoolExecutor(self.spec.parallel, thread_name_prefix="trial")
         try:
-            reason = self._loop(strategy, stored, progress)
+            reason = self._loop(strategy, stored, progress, pool)
         except KeyboardInterrupt:
-            self._terminate_all()
+            self._cancel(progress)
             self.store.finish("interrupted", None)
             raise SearchInterrupted(
                 f"search interrupted after {progress.trials} trials; machines terminated, resume"
                 f" with --resume {self.store.path}"
             ) from None
-        except Exception:
-            self._terminate_all()
+        except BaseException:
+            self._cancel(progress)
             self.store.finish("failed", None)
             raise
         finally:
+            pool.shutdown(wait=True)
+            beat.stop()
             self._terminate_all()
+            self._keys.delete()
         result = self._result(strategy, progress, reason)
         self.store.finish("finished", result.to_json())
         return result
@@ -124,7 +147,9 @@ class Search:
                 raise StoreError(f"{self.store.path} holds a search with another seed")
         else:
             self.store.begin(self.identity, self.spec.seed)
-        self._terminate_stored()
+        self.store.heartbeat(self.context.owner)
+        self._keys.delete()  # a crashed run's key: this run makes its own
+        self._terminate_stored(announce=True)
         return {row.trial_id: row for row in self.store.finished_trials()}
 
     def _strategy(self) -> Strategy:
@@ -147,74 +172,165 @@ class Search:
             return self.identity
         return stored if now == self.identity else self.identity
 
-    def _loop(self, strategy: Strategy, stored: dict[int, TrialRow], progress: _Progress) -> str:
-        budget = self.spec.budget
+    # -- the loop -----------------------------------------------------------------------------
+
+    def _loop(
+        self,
+        strategy: Strategy,
+        stored: dict[int, TrialRow],
+        progress: _Progress,
+        pool: ThreadPoolExecutor,
+    ) -> str:
+        self._replay(strategy, stored, progress, pool)
         while True:
-            if progress.trials >= budget.max_trials:
+            reason = self._fill(strategy, progress, pool)
+            if not progress.in_flight:
+                return reason or _stop_reason(strategy)
+            self._tell_one(strategy, progress)
+
+    def _fill(
+        self, strategy: Strategy, progress: _Progress, pool: ThreadPoolExecutor
+    ) -> str | None:
+        """Ask for trials until ``parallel`` are in flight; why it stopped asking, if it did."""
+        budget = self.spec.budget
+        while len(progress.in_flight) < self.spec.parallel:
+            if strategy.should_stop():
+                return None
+            if progress.asked >= budget.max_trials:
                 return "trial budget"
-            if budget.max_search_usd is not None and progress.spend >= budget.max_search_usd:
-                return "search budget"
-            wanted = min(self.spec.parallel, budget.max_trials - progress.trials)
-            indices = strategy.ask(wanted)
+            indices = strategy.ask(1)
             if not indices:
                 return "no candidates left"
-            for row in self._batch(progress.trials, indices, stored):
-                strategy.tell(self._observation(row))
-                progress.trials += 1
-                progress.spend += row.search_cost_usd or 0.0
-                self._show(row, strategy, progress)
-            if strategy.should_stop():
-                return _stop_reason(strategy)
+            candidate = self.candidates[indices[0]]
+            expected = self._expected_cost(candidate, progress)
+            limit = budget.max_search_usd
+            committed = progress.spend + sum(e for _, e in progress.in_flight.values())
+            if limit is not None and committed + expected > limit:
+                strategy.withdraw(indices[0])
+                return "search budget"
+            self._submit(pool, progress, progress.asked, candidate, progress.trials, expected)
+            progress.asked += 1
+        return None
 
-    def _batch(
-        self, first_id: int, indices: list[int], stored: dict[int, TrialRow]
-    ) -> list[TrialRow]:
-        jobs = list(enumerate(indices, start=first_id))
-        replayed = [self._replay(stored[t], i) for t, i in jobs if t in stored]
-        to_run = [(t, self.candidates[i]) for t, i in jobs if t not in stored]
-        if len(to_run) <= 1:
-            ran = [self._runner.run(t, c) for t, c in to_run]
+    def _submit(
+        self,
+        pool: ThreadPoolExecutor,
+        progress: _Progress,
+        trial_id: int,
+        candidate: Candidate,
+        asked_after: int,
+        expected: float,
+    ) -> None:
+        runner = TrialRunner(self.context, trial_id, candidate)
+        future = pool.submit(runner.run, asked_after)
+        progress.in_flight[future] = (trial_id, expected)
+
+    def _tell_one(self, strategy: Strategy, progress: _Progress) -> None:
+        """Wait for the next trial in flight to finish and tell the strategy."""
+        done, _ = wait(list(progress.in_flight), return_when=FIRST_COMPLETED)
+        for future in sorted(done, key=lambda f: progress.in_flight[f][0]):
+            progress.in_flight.pop(future)
+            self._tell(strategy, future.result(), progress)
+
+    def _tell(self, strategy: Strategy, row: TrialRow, progress: _Progress) -> None:
+        index = self._index[row.candidate_key]
+        if row.status in (TrialStatus.UNAVAILABLE, TrialStatus.CANCELLED):
+            strategy.exclude(index)
         else:
-            with ThreadPoolExecutor(len(to_run)) as pool:
-                futures = [pool.submit(self._runner.run, t, c) for t, c in to_run]
-                ran = [f.result() for f in futures]
-        return sorted([*replayed, *ran], key=lambda row: row.trial_id)
+            strategy.tell(self._observation(row))
+        self.store.set_told(row.trial_id, progress.trials)
+        progress.trials += 1
+        progress.spend += row.search_cost_usd or 0.0
+        billed = ((row.result or {}).get("trial_seconds") or {}).get("billed_s")
+        if isinstance(billed, int | float):
+            progress.billed.append(float(billed))
+        self._show(strategy, progress)
 
-    def _replay(self, row: TrialRow, index: int) -> TrialRow:
-        proposed = self.candidates[index].key
-        if row.candidate_key != proposed:
+    def _expected_cost(self, candidate: Candidate, progress: _Progress) -> float:
+        """What a trial of ``candidate`` is expected to cost: its price for as long as trials
+        have taken so far (before any: the smaller of the trial limit and a quarter hour)."""
+        if progress.billed:
+            seconds = sum(progress.billed) / len(progress.billed)
+        else:
+            seconds = min(self.spec.trial_timeout_s, FIRST_TRIAL_GUESS_S)
+        return job_cost(candidate.price_per_hour, seconds)
+
+    # -- resuming -----------------------------------------------------------------------------
+
+    def _replay(
+        self,
+        strategy: Strategy,
+        stored: dict[int, TrialRow],
+        progress: _Progress,
+        pool: ThreadPoolExecutor,
+    ) -> None:
+        """Ask and tell as the interrupted run did, up to where it stopped (module docstring)."""
+        order = self.store.replay_order()
+        asked_after = {t: _asked_after(t, a, self.spec.parallel) for t, a, _ in order}
+        tells = sorted(
+            (row for row in stored.values()),
+            key=lambda r: (_tell_seq(order, r.trial_id), r.trial_id),
+        )
+        while True:
+            t = progress.asked
+            if t in asked_after and asked_after[t] <= progress.trials:
+                self._ask_again(strategy, t, stored, progress, pool)
+            elif tells and tells[0].trial_id < progress.asked:
+                self._tell(strategy, tells.pop(0), progress)
+            else:
+                return
+
+    def _ask_again(
+        self,
+        strategy: Strategy,
+        trial_id: int,
+        stored: dict[int, TrialRow],
+        progress: _Progress,
+        pool: ThreadPoolExecutor,
+    ) -> None:
+        (index,) = strategy.ask(1)
+        candidate = self.candidates[index]
+        row = stored.get(trial_id) or self.store.trial(trial_id)
+        if row.candidate_key != candidate.key:
             raise StoreError(
-                f"{self.store.path}: trial {row.trial_id} ran {row.candidate_key} but the resumed"
-                f" search proposes {proposed}; the catalog or cherrypick changed since"
+                f"{self.store.path}: trial {trial_id} ran {row.candidate_key} but the resumed"
+                f" search proposes {candidate.key}; the catalog or cherrypick changed since"
             )
-        return row
+        if trial_id not in stored:  # in flight when the search stopped: run it again
+            expected = self._expected_cost(candidate, progress)
+            self._submit(pool, progress, trial_id, candidate, progress.trials, expected)
+        progress.asked += 1
+
+    # -- observations and display -------------------------------------------------------------
 
     def _observation(self, row: TrialRow) -> Observation:
-        # A timeout, crash, OOM or capacity failure is infeasible: the strategy never proposes
-        # it again and imputes it as slow (capacity is not the machine's fault, but a search
-        # cannot use a configuration it cannot get either).
+        # A timeout, crash or OOM is infeasible: the strategy never proposes it again and
+        # imputes it as slow. (Capacity is not a measurement: see _tell.)
         index = self._index[row.candidate_key]
         if row.status == TrialStatus.OK:
             return Observation(index, row.runtime_s, True, row.cost_usd)
         return Observation(index, None, False)
 
-    def _show(self, row: TrialRow, strategy: Strategy, progress: _Progress) -> None:
-        if self.display is None:
-            return
-        measured = (
-            f"{format_duration(row.runtime_s)} ${row.cost_usd:,.2f}"
-            if row.runtime_s is not None and row.cost_usd is not None
-            else row.message[:60]
-        )
+    def _on_event(self, event: TrialEvent) -> None:
+        self.display.trial(event)
+
+    def _show(self, strategy: Strategy, progress: _Progress) -> None:
         best = strategy.best()
         best_text = (
             "none yet"
             if best is None
             else f"${best.cost_usd:,.2f} {format_duration(best.runtime_s)}"
+            f" {self.candidates[best.index].key}"
         )
-        self.display(
-            f"trial {row.trial_id:>3}  {row.candidate.describe():<60} {row.status:<9}"
-            f" {measured:<22} best {best_text}  (spent ${progress.spend:,.2f})"
+        budget = self.spec.budget
+        self.display.search(
+            SearchStatus(
+                best=best_text,
+                spent_usd=progress.spend,
+                budget_usd=budget.max_search_usd,
+                trials_done=progress.trials,
+                trials_left=max(budget.max_trials - progress.asked, 0),
+            )
         )
 
     def _result(self, strategy: Strategy, progress: _Progress, reason: str) -> SearchResult:
@@ -233,22 +349,97 @@ class Search:
             store_path=str(self.store.path),
         )
 
-    def _terminate_stored(self) -> None:
-        """Machines the store says may still run (a crashed earlier run): terminate them."""
+    # -- machines -----------------------------------------------------------------------------
+
+    def _connect(self, instance: Instance) -> Runner:
+        from cherrypick.runners import runner_for
+
+        known = with_known_host_key(instance, self.store)
+        return runner_for(
+            known,
+            key_file=self._keys.private_path(),
+            on_new_host_key=lambda key: self.store.remember_host_key(instance.instance_id, key),
+            connect_limit_s=self.context.boot_limit_s,
+        )
+
+    def _cancel(self, progress: _Progress) -> None:
+        """Stop the trials in flight now and wait while they terminate their machines."""
+        self.context.cancel.set()
+        pending = set(progress.in_flight)
+        interrupts = 0
+        while pending:
+            try:
+                _, pending = wait(pending, timeout=1.0)
+            except KeyboardInterrupt:
+                interrupts += 1
+                self.display.message(self._still_running(interrupts))
+
+    def _still_running(self, interrupts: int) -> str:
+        live = self.context.live.snapshot()
+        names = ", ".join(
+            f"{provider.name} {', '.join(record.instance_ids)}" for provider, record in live
+        )
+        return (
+            f"terminating the machines of the trials in flight ({names or 'none left'});"
+            f" if you stop cherrypick now, run: cherrypick cleanup --store {self.store.path}"
+            + (" (press Ctrl-C again to wait on)" if interrupts == 1 else "")
+        )
+
+    def _terminate_stored(self, announce: bool = False) -> None:
+        """Machines the store says may still run (a crashed earlier run): terminate them, and
+        mark them terminated only once their provider confirms it."""
+        by_provider: dict[tuple[str, str], list[str]] = {}
         for row in self.store.live_instances():
-            provider = self.providers.get(row.provider)
-            if provider is not None:
-                provider.terminate([Instance(row.provider, row.instance_id, row.region)])
-            self.store.set_instance_state(row.instance_id, "terminated")
+            by_provider.setdefault((row.provider, row.region), []).append(row.instance_id)
+        for launch in self.store.open_launches():
+            provider = self.providers.get(launch.provider)
+            found = [] if provider is None else provider.list_launched(launch.tags)
+            for machine in found:
+                ids = by_provider.setdefault((launch.provider, machine.region), [])
+                if machine.instance_id not in ids:
+                    ids.append(machine.instance_id)
+        for (name, region), ids in by_provider.items():
+            self._terminate_confirmed(name, region, ids, announce)
+        for launch in self.store.open_launches():
+            if launch.provider in self.providers:
+                self.store.set_launch_state(launch.cluster_name, "terminated")
+
+    def _terminate_confirmed(
+        self, name: str, region: str, ids: Sequence[str], announce: bool
+    ) -> None:
+        provider = self.providers.get(name)
+        if provider is None:
+            self.display.message(
+                f"the store lists machines on {name} ({', '.join(ids)}) that this search has no"
+                f" provider for; run: cherrypick cleanup --store {self.store.path}"
+            )
+            return
+        try:
+            provider.terminate_instances(region, ids)
+            states = provider.query_instances(region, ids)
+        except ProvisioningError as exc:
+            self.display.message(f"cannot terminate {', '.join(ids)} on {name}: {exc}")
+            return
+        gone = [i for i, s in states.items() if s == InstanceState.TERMINATED]
+        for instance_id in gone:
+            self.store.set_instance_state(instance_id, "terminated")
+        left = sorted(set(ids) - set(gone))
+        if announce and gone:
+            self.display.message(
+                f"terminated {len(gone)} machine(s) a stopped run left on {name}: {', '.join(gone)}"
+            )
+        if left:
+            self.display.message(f"still terminating on {name}: {', '.join(left)}")
 
     def _terminate_all(self) -> None:
-        for provider, instance in self._live.snapshot():
-            provider.terminate([instance])
-            self._live.discard([instance])
+        for provider, record in self.context.live.snapshot():
+            region, ids = record.placement.region, list(record.instance_ids)
+            provider.terminate_instances(region, ids)
+            self.context.live.discard(record)
         for provider in {id(p): p for p in self.providers.values()}.values():
-            leftovers = list(provider.list_launched(self._runner.tag))
-            if leftovers:
-                provider.terminate(leftovers)
+            leftovers = list(provider.list_launched({"cherrypick-search": self.tag}))
+            for machine in leftovers:
+                provider.terminate_instances(machine.region, [machine.instance_id])
         self._terminate_stored()
 
 
@@ -286,6 +477,115 @@ def _remaining(strategy: Strategy) -> float | None:
     scores = strategy.scores()
     value = strategy.problem.objective.value(best.runtime_s, best.cost_usd)
     return float(scores.values[0]) / value
+
+
+def _asked_after(trial_id: int, stored: int | None, parallel: int) -> int:
+    """When a trial was asked; a store of an older version ran whole batches of ``parallel``."""
+    return stored if stored is not None else (trial_id // parallel) * parallel
+
+
+def _tell_seq(order: Sequence[tuple[int, int | None, int | None]], trial_id: int) -> int:
+    for t, _, seq in order:
+        if t == trial_id and seq is not None:
+            return seq
+    return trial_id + 10**9  # finished but never told (a crash in between): after the others
+
+
+def _alternatives(space: SearchSpace) -> Any:
+    """Each candidate's placements: itself first, then the same hardware elsewhere, cheapest
+    first (the search space keeps only the cheapest of each)."""
+    same: dict[tuple[str, str, int], list[Candidate]] = {}
+    for c in space.catalog:
+        same.setdefault((c.offering.provider, c.offering.instance_type, c.nodes), []).append(c)
+
+    def alternatives(candidate: Candidate) -> list[Candidate]:
+        o = candidate.offering
+        others = same.get((o.provider, o.instance_type, candidate.nodes), [])
+        rest = sorted((c for c in others if c != candidate), key=lambda c: c.price_per_hour)
+        return [candidate, *rest]
+
+    return alternatives
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class _Heartbeat:
+    """Beats in the store every HEARTBEAT_S seconds from a daemon thread until stopped."""
+
+    def __init__(self, store: TrialStore, owner: str) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._beat, args=(store, owner), name="heartbeat", daemon=True
+        )
+        self._thread.start()
+
+    def _beat(self, store: TrialStore, owner: str) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            try:
+                store.heartbeat(owner)
+            except CherrypickError:
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+class _PackageOnce:
+    """The wheel of this controller's code, built on first use (only real machines need it)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._package: Any = None
+
+    def get(self) -> Any:
+        from cherrypick.runners.ship import Package
+
+        with self._lock:
+            if self._package is None:
+                cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+                self._package = Package.of_controller(cache / "cherrypick" / "wheels")
+            return self._package
+
+
+class _SearchKeys:
+    """The search's ephemeral SSH key, made on first use by a provider that puts keys on fresh
+    machines (``needs_ssh_key``), and deleted when the run ends."""
+
+    def __init__(self, directory: Path, providers: Mapping[str, Provider]) -> None:
+        self.directory = directory
+        self.needed = any(getattr(p, "needs_ssh_key", False) for p in providers.values())
+        self._lock = threading.Lock()
+        self._key: Any = None
+
+    def _get(self) -> Any:
+        from cherrypick.runners.keys import SearchKey
+
+        with self._lock:
+            if self._key is None and self.needed:
+                self._key = SearchKey.create(self.directory)
+            return self._key
+
+    def public(self) -> str | None:
+        key = self._get()
+        return None if key is None else str(key.public_openssh)
+
+    def private_path(self) -> str | None:
+        key = self._get()
+        return None if key is None else str(key.private_path)
+
+    def delete(self) -> None:
+        with self._lock:
+            if self._key is not None:
+                self._key.delete()
+                self._key = None
+            elif self.directory.exists():
+                from cherrypick.runners.keys import SearchKey
+
+                stale = SearchKey.load(self.directory)
+                if stale is not None:
+                    stale.delete()
 
 
 def run_search(

@@ -1,137 +1,359 @@
-"""One trial of a search: launch, wait, run, collect, terminate, bill, record.
+"""One trial of a search, orchestrated in one place: launch intent recorded -> launch (trying the
+candidate's placements) -> machines recorded -> wait -> set-up -> start -> poll -> fetch result ->
+parse -> terminate (confirmed by a query) -> billed and recorded.
 
-Every machine is written to the store right after launch and marked terminated right after
-termination, so a crash at any point leaves the store knowing what may still run. Termination
-happens in ``finally``: a failed or interrupted trial leaves nothing running.
+Every machine is written to the store right after launch and marked terminated only once the
+provider confirms it, so a crash at any point leaves the store knowing what may still run.
+Termination happens in ``finally``: a failed or cancelled trial leaves nothing running. Capacity is
+not a measurement: a placement without machines is blocked for a while and the next is tried; a
+candidate with no placement left is ``unavailable`` and tells the optimiser nothing about its
+runtime.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from cherrypick.errors import CapacityError, ProvisioningError, WorkloadError
-from cherrypick.providers.base import Candidate, Instance, Provider, TrialRun
+from cherrypick.errors import CapacityError, ProvisioningError, RunnerError, WorkloadError
+from cherrypick.optimizer.base import Objective
+from cherrypick.providers.base import (
+    AnswersTrials,
+    Candidate,
+    ClusterInfo,
+    Instance,
+    InstanceState,
+    LaunchRequest,
+    Provider,
+    ProvisionRecord,
+    machine_tags,
+)
+from cherrypick.runners.base import Runner
+from cherrypick.searching.display import Phase, TrialEvent
+from cherrypick.searching.execution import Cancelled, ShellOutcome
 from cherrypick.store import TrialRow, TrialStore
 from cherrypick.trials import CandidateRecord, TrialStatus
-from cherrypick.units import job_cost
-from cherrypick.workloads.base import Workload
+from cherrypick.units import format_duration, job_cost
+from cherrypick.workloads.base import TrialResult, Workload
 
-__all__ = ["LiveInstances", "TrialRunner"]
+__all__ = [
+    "LiveMachines",
+    "PlacementBlocks",
+    "TrialContext",
+    "TrialRunner",
+    "with_known_host_key",
+]
 
-#: Launch attempts before a trial is given up as ``cancelled`` (the cloud had no capacity).
-LAUNCH_ATTEMPTS = 3
-#: What a machine that booted but failed is billed: the clouds' per-second minimum.
-MINIMUM_BILLED_S = 60.0
+#: How long a placement that had no capacity is not tried again.
+BLOCK_S = 600.0
+#: How long termination may take before the machine is recorded as ``unknown``.
+TERMINATE_LIMIT_S = 600.0
+#: Extra seconds a machine may live past the trial's limit (boot, set-up, collect, teardown).
+LIFE_MARGIN_S = 1800.0
 
 
-class LiveInstances:
-    """The machines launched and not yet terminated, by provider; shared by trial threads."""
+class LiveMachines:
+    """The clusters launched and not yet terminated, by provider; shared by trial threads."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._live: dict[str, tuple[Provider, Instance]] = {}
+        self._live: dict[str, tuple[Provider, ProvisionRecord]] = {}
 
-    def add(self, provider: Provider, instances: Sequence[Instance]) -> None:
+    def add(self, provider: Provider, record: ProvisionRecord) -> None:
         with self._lock:
-            self._live.update({i.instance_id: (provider, i) for i in instances})
+            self._live[record.cluster_name] = (provider, record)
 
-    def discard(self, instances: Sequence[Instance]) -> None:
+    def discard(self, record: ProvisionRecord) -> None:
         with self._lock:
-            for i in instances:
-                self._live.pop(i.instance_id, None)
+            self._live.pop(record.cluster_name, None)
 
-    def snapshot(self) -> list[tuple[Provider, Instance]]:
+    def snapshot(self) -> list[tuple[Provider, ProvisionRecord]]:
         with self._lock:
             return list(self._live.values())
 
 
-@dataclass(frozen=True)
-class TrialRunner:
-    """Runs trials of one workload through the providers; each ends as a stored ``TrialRow``."""
+class PlacementBlocks:
+    """Placements that recently had no capacity, until when (shared by trial threads)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._lock = threading.Lock()
+        self._until: dict[str, float] = {}
+        self._clock = clock
+
+    def block(self, key: str, seconds: float = BLOCK_S) -> None:
+        with self._lock:
+            self._until[key] = self._clock() + seconds
+
+    def blocked(self, key: str) -> bool:
+        with self._lock:
+            return self._until.get(key, -1.0) > self._clock()
+
+
+@dataclass
+class TrialContext:
+    """What every trial of one search shares."""
 
     workload: Workload
     providers: Mapping[str, Provider]
     store: TrialStore
-    tag: str
+    search_tag: str
+    owner: str
     timeout_s: float
-    live: LiveInstances
+    connect: Callable[[Instance], Runner]
+    logs: Path
+    events: Callable[[TrialEvent], None]
+    alternatives: Callable[[Candidate], Sequence[Candidate]] = lambda c: (c,)
+    ssh_public_key: Callable[[], str | None] = lambda: None
+    package: Callable[[], Any] = lambda: None
+    objective: Objective | None = None
+    boot_limit_s: float = 600.0
+    live: LiveMachines = field(default_factory=LiveMachines)
+    blocks: PlacementBlocks = field(default_factory=PlacementBlocks)
+    cancel: threading.Event = field(default_factory=threading.Event)
 
-    def run(self, trial_id: int, candidate: Candidate) -> TrialRow:
-        self.store.start_trial(trial_id, candidate.key, CandidateRecord.of(candidate))
-        provider = self.providers[candidate.offering.provider]
-        try:
-            instances = self._launch(provider, candidate, trial_id)
-        except ProvisioningError as exc:
-            return self._finish(trial_id, TrialStatus.CANCELLED, spend=0.0, message=str(exc))
-        try:
-            run = self._execute(provider, candidate, instances, trial_id)
-        except (ProvisioningError, WorkloadError) as exc:
-            spend = job_cost(candidate.price_per_hour, MINIMUM_BILLED_S)
-            return self._finish(trial_id, TrialStatus.ERROR, spend=spend, message=str(exc))
-        finally:
-            self._terminate(provider, instances)
-        return self._record_run(trial_id, candidate, run)
 
-    def _launch(self, provider: Provider, candidate: Candidate, trial_id: int) -> list[Instance]:
-        for attempt in range(1, LAUNCH_ATTEMPTS + 1):
-            try:
-                instances = list(provider.launch(candidate, self.tag))
-            except CapacityError:
-                if attempt == LAUNCH_ATTEMPTS:
-                    raise
-                continue
-            self.live.add(provider, instances)
-            self.store.record_instances(trial_id, instances, "launching")
-            return instances
-        raise AssertionError("unreachable")  # the loop returns or raises
+@dataclass
+class _Launched:
+    provider: Provider
+    candidate: Candidate
+    record: ProvisionRecord
+    launched_at: float
 
-    def _execute(
-        self, provider: Provider, candidate: Candidate, instances: list[Instance], trial_id: int
-    ) -> TrialRun:
-        provider.wait_until_reachable(instances, self.timeout_s)
-        self.store.record_instances(trial_id, instances, "running")
-        return provider.execute(candidate, instances, self.workload, self.timeout_s)
 
-    def _terminate(self, provider: Provider, instances: list[Instance]) -> None:
-        provider.terminate(instances)
-        self.live.discard(instances)
-        for instance in instances:
-            self.store.set_instance_state(instance.instance_id, "terminated")
+class TrialRunner:
+    """Runs one trial from start to stored row (see the module docstring)."""
 
-    def _record_run(self, trial_id: int, candidate: Candidate, run: TrialRun) -> TrialRow:
-        result = run.result
-        price = candidate.price_per_hour
-        runtime = result.runtime_s if result.feasible else None
-        cost = None if runtime is None else job_cost(price, runtime)
-        ok_without_runtime = runtime is None and result.status == TrialStatus.OK
-        status = TrialStatus.ERROR if ok_without_runtime else result.status
-        # The stored result is the workload's own result JSON (what reports read), plus how long
-        # the trial itself took, which is what the search paid for.
-        billing = {"boot_s": run.boot_s, "setup_s": run.setup_s, "run_s": run.run_s}
-        details = {**result.details, "trial_seconds": {**billing, "billed_s": run.billed_s}}
-        return self._finish(
-            trial_id,
-            status,
-            spend=job_cost(price, run.billed_s),
-            message=result.message,
-            runtime_s=runtime,
-            cost_usd=cost,
-            details=details,
+    def __init__(self, context: TrialContext, trial_id: int, candidate: Candidate) -> None:
+        self.context = context
+        self.trial_id = trial_id
+        self.candidate = candidate
+        self.started = time.monotonic()
+        self._price = candidate.price_per_hour
+        self._launched_at: float | None = None
+        self._name = CandidateRecord.of(candidate).describe()
+        provider = context.providers[candidate.offering.provider]
+        self._simulated = isinstance(provider, AnswersTrials)
+
+    def run(self, asked_after: int | None = None) -> TrialRow:
+        c = self.context
+        c.store.start_trial(
+            self.trial_id, self.candidate.key, CandidateRecord.of(self.candidate), asked_after
         )
+        launched, why = self._launch()
+        if launched is None:
+            return self._finish(TrialStatus.UNAVAILABLE, 0.0, why)
+        try:
+            outcome = self._execute(launched)
+        except Cancelled:
+            outcome = ShellOutcome(TrialResult(TrialStatus.ERROR, None, message="cancelled"))
+            outcome.seconds["cancelled"] = 1.0
+        except (ProvisioningError, RunnerError, WorkloadError) as exc:
+            outcome = ShellOutcome(TrialResult(TrialStatus.ERROR, None, message=str(exc)))
+        finally:
+            ended, warning = self._terminate(launched)
+        return self._record(launched, outcome, ended, warning)
+
+    # -- launch -------------------------------------------------------------------------------
+
+    def _launch(self) -> tuple[_Launched | None, str]:
+        """Try the candidate's placements in order; None (and why) if none had machines."""
+        reasons: list[str] = []
+        for attempt, (provider, candidate, placement) in enumerate(self._placements()):
+            key = f"{provider.name}/{candidate.offering.instance_type}/{placement.describe()}"
+            if self.context.blocks.blocked(key):
+                reasons.append(f"{placement.describe()}: no capacity lately")
+                continue
+            self._event(Phase.LAUNCHING, placement.describe())
+            record = self._try_launch(provider, candidate, placement, attempt, reasons)
+            if record is not None:
+                return _Launched(provider, candidate, record, self._launched_at or 0.0), ""
+            self.context.blocks.block(key)
+        return None, "no placement has machines: " + "; ".join(reasons)
+
+    def _placements(self) -> list[tuple[Provider, Candidate, Any]]:
+        found = []
+        for candidate in self.context.alternatives(self.candidate):
+            provider = self.context.providers[candidate.offering.provider]
+            found += [(provider, candidate, p) for p in provider.placements(candidate)]
+        return found
+
+    def _try_launch(
+        self,
+        provider: Provider,
+        candidate: Candidate,
+        placement: Any,
+        attempt: int,
+        reasons: list[str],
+    ) -> ProvisionRecord | None:
+        c = self.context
+        name = f"{c.search_tag}-t{self.trial_id}-a{attempt}"
+        tags = machine_tags(c.search_tag, self.trial_id, c.owner)
+        c.store.record_launch(name, self.trial_id, provider.name, placement.region,
+                              placement.zone, tags)
+        life = c.timeout_s + c.boot_limit_s + LIFE_MARGIN_S
+        request = LaunchRequest(candidate, placement, name, tags, life, c.ssh_public_key())
+        self._launched_at = time.time()
+        try:
+            record = provider.run_instances(request)
+        except ProvisioningError as exc:
+            c.store.set_launch_state(name, "failed")
+            kind = "no capacity" if isinstance(exc, CapacityError) else "cannot launch"
+            reasons.append(f"{placement.describe()}: {kind} ({exc})")
+            return None
+        c.live.add(provider, record)
+        c.store.set_launch_state(name, "launched")
+        machines = [Instance(provider.name, i, placement.region) for i in record.instance_ids]
+        c.store.record_instances(
+            self.trial_id, machines, "launching", launched_at=self._launched_at
+        )
+        self._price = candidate.price_per_hour
+        return record
+
+    # -- run ----------------------------------------------------------------------------------
+
+    def _execute(self, launched: _Launched) -> ShellOutcome:
+        c = self.context
+        self._event(Phase.BOOTING, launched.record.placement.describe())
+        cluster = launched.provider.wait_instances(launched.record, c.boot_limit_s)
+        c.store.record_instances(self.trial_id, cluster.instances, "running")
+        if isinstance(launched.provider, AnswersTrials):
+            run = launched.provider.execute(
+                self.candidate, cluster.instances, c.workload, c.timeout_s
+            )
+            seconds = {"boot": run.boot_s, "setup": run.setup_s, "run": run.run_s}
+            return ShellOutcome(run.result, {**seconds, "billed_s": run.billed_s})
+        return self._execute_shell(cluster)
+
+    def _execute_shell(self, cluster: ClusterInfo) -> ShellOutcome:
+        from cherrypick.searching.execution import Execution
+
+        c = self.context
+        c.logs.mkdir(parents=True, exist_ok=True)
+        with open(c.logs / f"trial-{self.trial_id}.log", "a", encoding="utf-8") as log:
+            execution = Execution(
+                workload=c.workload,
+                candidate=self.candidate,
+                cluster=cluster,
+                connect=c.connect,
+                package=c.package(),
+                log=log,
+                timeout_s=c.timeout_s,
+                cancel=c.cancel,
+                phase=lambda phase, detail: self._event(Phase(phase), detail),
+                master_port=20000 + (self.trial_id * 7919) % 20000,
+            )
+            return execution.run()
+
+    # -- teardown and record ------------------------------------------------------------------
+
+    def _terminate(self, launched: _Launched) -> tuple[float, str]:
+        """End the cluster and wait until the provider says it is gone; return when (the end
+        of the bill) and a warning if it could not be confirmed."""
+        c = self.context
+        self._event(Phase.TERMINATING, "")
+        record = launched.record
+        region, ids = record.placement.region, list(record.instance_ids)
+        deadline = time.monotonic() + TERMINATE_LIMIT_S
+        pause = 0.2
+        warning = ""
+        try:
+            launched.provider.terminate_instances(region, ids)
+            while True:
+                states = launched.provider.query_instances(region, ids)
+                if all(s == InstanceState.TERMINATED for s in states.values()):
+                    break
+                if time.monotonic() > deadline:
+                    raise ProvisioningError(launched.provider.name, f"still {states} after"
+                                            f" {TERMINATE_LIMIT_S:.0f} s")
+                time.sleep(pause)
+                pause = min(pause * 2, 10.0)
+        except ProvisioningError as exc:
+            warning = f"termination not confirmed ({exc}); run cherrypick cleanup"
+        ended = time.time()
+        state = "unknown" if warning else "terminated"
+        for instance_id in ids:
+            c.store.set_instance_state(instance_id, state, at=ended)
+        if not warning:
+            c.store.set_launch_state(record.cluster_name, "terminated")
+            c.live.discard(record)
+        return ended, warning
+
+    def _record(
+        self, launched: _Launched, outcome: ShellOutcome, ended: float, warning: str
+    ) -> TrialRow:
+        result = outcome.result
+        seconds = dict(outcome.seconds)
+        simulated_bill = seconds.pop("billed_s", None)
+        if "cancelled" in seconds:
+            status = TrialStatus.CANCELLED
+        elif result.feasible:
+            status = TrialStatus.OK
+        else:
+            status = TrialStatus.ERROR if result.status == TrialStatus.OK else result.status
+        nodes = launched.candidate.nodes
+        if simulated_bill is not None:
+            billed = simulated_bill
+        else:
+            floor = launched.provider.minimum_billed_s
+            billed = max(floor, ended - launched.launched_at)
+        spend = job_cost(launched.candidate.offering.price_per_hour * nodes, billed)
+        runtime = result.runtime_s if status == TrialStatus.OK else None
+        cost = None if runtime is None else job_cost(self.candidate.price_per_hour, runtime)
+        bill = {
+            "machines": nodes,
+            "billed_s_per_machine": billed,
+            "placement": launched.record.placement.describe(),
+            "offering": launched.candidate.offering.key,
+        }
+        details = {**result.details, "trial_seconds": {**seconds, "billed_s": billed},
+                   "billing": bill}
+        message = "; ".join(m for m in (result.message, warning) if m)
+        return self._finish(status, spend, message, runtime, cost, details)
 
     def _finish(
         self,
-        trial_id: int,
         status: TrialStatus,
-        *,
         spend: float,
         message: str,
         runtime_s: float | None = None,
         cost_usd: float | None = None,
         details: dict[str, Any] | None = None,
     ) -> TrialRow:
-        self.store.finish_trial(trial_id, status, runtime_s, cost_usd, spend, details, message)
-        return self.store.trial(trial_id)
+        store = self.context.store
+        store.finish_trial(self.trial_id, status, runtime_s, cost_usd, spend, details, message)
+        row = store.trial(self.trial_id)
+        self._event(Phase.DONE, "", row)
+        return row
+
+    def _event(self, phase: Phase, detail: str, row: TrialRow | None = None) -> None:
+        if phase != Phase.DONE and self._simulated:
+            return  # a simulated trial passes through its phases in no time
+        elapsed = time.monotonic() - self.started
+        billed = 0.0 if self._launched_at is None else time.time() - self._launched_at
+        cost = job_cost(self._price, billed) if row is None else row.search_cost_usd or 0.0
+        status, measured = (None, "") if row is None else self._verdict(row)
+        event = TrialEvent(
+            self.trial_id, self._name, phase, elapsed, cost, detail, status, measured
+        )
+        self.context.events(event)
+
+    def _verdict(self, row: TrialRow) -> tuple[str, str]:
+        """How a finished trial shows: ``late`` if it ran but missed the objective's limit."""
+        if row.status != TrialStatus.OK or row.runtime_s is None or row.cost_usd is None:
+            return str(row.status), row.message[:80]
+        measured = f"{format_duration(row.runtime_s)} ${row.cost_usd:,.2f}"
+        objective = self.context.objective
+        late = objective is not None and not objective.feasible(row.runtime_s, row.cost_usd)
+        return ("late" if late else "ok"), measured
+
+
+def with_known_host_key(instance: Instance, store: TrialStore) -> Instance:
+    """The instance with the host key it showed on first contact, if the store has one."""
+    if instance.host_key is not None:
+        return instance
+    return dataclasses.replace(instance, host_key=store.host_key(instance.instance_id))

@@ -13,15 +13,53 @@ from typing import Any, Protocol
 
 from cherrypick.trials import CandidateRecord, TrialStatus
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SEARCH_STATUSES = ("running", "finished", "interrupted", "failed")
 FINISHED_STATUSES = tuple(s.value for s in TrialStatus if s != TrialStatus.RUNNING)
 INSTANCE_STATES = ("launching", "running", "terminated", "unknown")
+LAUNCH_STATES = ("intent", "launched", "failed", "terminated")
 
 
 def _in(values: Sequence[str]) -> str:
     return ", ".join(f"'{v}'" for v in values)
 
+
+def _trials_table(name: str) -> str:
+    return f"""CREATE TABLE IF NOT EXISTS {name} (
+    trial_id INTEGER PRIMARY KEY,
+    candidate_key TEXT NOT NULL,
+    candidate TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', {_in(FINISHED_STATUSES)})),
+    runtime_s REAL,
+    cost_usd REAL,
+    search_cost_usd REAL,
+    result TEXT,
+    message TEXT NOT NULL DEFAULT '',
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    asked_after INTEGER,
+    tell_seq INTEGER
+)"""
+
+
+_SCHEMA_2_TABLES = f"""
+CREATE TABLE IF NOT EXISTS launches (
+    cluster_name TEXT PRIMARY KEY,
+    trial_id INTEGER NOT NULL REFERENCES trials (trial_id),
+    provider TEXT NOT NULL,
+    region TEXT NOT NULL,
+    zone TEXT,
+    tags TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ({_in(LAUNCH_STATES)})),
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS reservations (
+    host TEXT PRIMARY KEY,
+    provider TEXT NOT NULL,
+    trial_id INTEGER NOT NULL,
+    reserved_at REAL NOT NULL
+);
+"""
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -33,21 +71,11 @@ CREATE TABLE IF NOT EXISTS search (
     spec TEXT NOT NULL,
     seed INTEGER NOT NULL,
     status TEXT NOT NULL CHECK (status IN ({_in(SEARCH_STATUSES)})),
-    result TEXT
-);
-CREATE TABLE IF NOT EXISTS trials (
-    trial_id INTEGER PRIMARY KEY,
-    candidate_key TEXT NOT NULL,
-    candidate TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('running', {_in(FINISHED_STATUSES)})),
-    runtime_s REAL,
-    cost_usd REAL,
-    search_cost_usd REAL,
     result TEXT,
-    message TEXT NOT NULL DEFAULT '',
-    started_at REAL NOT NULL,
-    finished_at REAL
+    heartbeat_at REAL,
+    owner TEXT
 );
+{_trials_table("trials")};
 CREATE TABLE IF NOT EXISTS instances (
     provider TEXT NOT NULL,
     instance_id TEXT NOT NULL,
@@ -55,15 +83,46 @@ CREATE TABLE IF NOT EXISTS instances (
     region TEXT NOT NULL,
     state TEXT NOT NULL CHECK (state IN ({_in(INSTANCE_STATES)})),
     updated_at REAL NOT NULL,
+    node_rank INTEGER NOT NULL DEFAULT 0,
+    launched_at REAL,
+    terminated_at REAL,
+    info TEXT,
     PRIMARY KEY (provider, instance_id)
 );
-"""
+{_SCHEMA_2_TABLES}"""
+
+_V1_TRIAL_COLUMNS = (
+    "trial_id, candidate_key, candidate, status, runtime_s, cost_usd, search_cost_usd, result,"
+    " message, started_at, finished_at"
+)
+#: How a store of an older schema version is upgraded in place (run with foreign keys off), so
+#: a search begun by an older cherrypick resumes with this one. Version 1 -> 2: the trials table
+#: is rebuilt (a CHECK constraint cannot be altered: trial status ``unavailable`` is new).
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "ALTER TABLE search ADD COLUMN heartbeat_at REAL",
+        "ALTER TABLE search ADD COLUMN owner TEXT",
+        _trials_table("trials_v2"),
+        f"INSERT INTO trials_v2 ({_V1_TRIAL_COLUMNS}) SELECT {_V1_TRIAL_COLUMNS} FROM trials",
+        "DROP TABLE trials",
+        "ALTER TABLE trials_v2 RENAME TO trials",
+        "ALTER TABLE instances ADD COLUMN node_rank INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE instances ADD COLUMN launched_at REAL",
+        "ALTER TABLE instances ADD COLUMN terminated_at REAL",
+        "ALTER TABLE instances ADD COLUMN info TEXT",
+        *filter(str.strip, _SCHEMA_2_TABLES.split(";")),
+    ),
+}
 
 TRIAL_COLUMNS = (
     "trial_id, candidate_key, candidate, status, runtime_s, cost_usd, search_cost_usd, result,"
     " message, started_at, finished_at"
 )
-INSTANCE_COLUMNS = "trial_id, instance_id, provider, region, state, updated_at"
+INSTANCE_COLUMNS = (
+    "trial_id, instance_id, provider, region, state, updated_at, node_rank, launched_at,"
+    " terminated_at, info"
+)
+LAUNCH_COLUMNS = "cluster_name, trial_id, provider, region, zone, tags, state, updated_at"
 
 
 @dataclass(frozen=True)
@@ -116,6 +175,36 @@ class InstanceRow:
     region: str
     state: str
     updated_at: float
+    node_rank: int = 0
+    launched_at: float | None = None
+    terminated_at: float | None = None
+    info: Mapping[str, Any] | None = None
+
+    @classmethod
+    def from_sql(cls, r: Sequence[Any]) -> InstanceRow:
+        """From a row selected as ``INSTANCE_COLUMNS``."""
+        info = None if r[9] is None else json.loads(r[9])
+        return cls(*r[:9], info=info)
+
+
+@dataclass(frozen=True)
+class LaunchRow:
+    """A cluster a trial launched or meant to launch: the intent is written before the provider
+    is asked, so a crash between the two still leaves the store knowing what to look for (by
+    ``tags``)."""
+
+    cluster_name: str
+    trial_id: int
+    provider: str
+    region: str
+    zone: str | None
+    tags: Mapping[str, str]
+    state: str
+    updated_at: float
+
+    @classmethod
+    def from_sql(cls, r: Sequence[Any]) -> LaunchRow:
+        return cls(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6], r[7])
 
 
 class InstanceLike(Protocol):

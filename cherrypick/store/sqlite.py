@@ -43,12 +43,15 @@ from cherrypick.store.schema import (
     FINISHED_STATUSES,
     INSTANCE_COLUMNS,
     INSTANCE_STATES,
+    LAUNCH_COLUMNS,
+    MIGRATIONS,
     SCHEMA,
     SCHEMA_VERSION,
     SEARCH_STATUSES,
     TRIAL_COLUMNS,
     InstanceLike,
     InstanceRow,
+    LaunchRow,
     TrialRow,
     dumps,
     first_difference,
@@ -63,12 +66,29 @@ __all__ = [
     "SEARCH_STATUSES",
     "InstanceLike",
     "InstanceRow",
+    "LaunchRow",
     "TrialRow",
     "TrialStore",
 ]
 
 
 _TRIAL_COLUMN_NAMES = [c.strip() for c in TRIAL_COLUMNS.split(",")]
+
+
+def _sql_text(value: str) -> str:
+    return value.replace("'", "''")
+
+
+def _instance_extras(instance: InstanceLike | Mapping[str, Any]) -> tuple[int, str | None]:
+    """An instance's node rank and what reaches it (addresses, port, user, tags), as JSON."""
+    if isinstance(instance, Mapping):
+        return int(instance.get("node_rank", 0)), None
+    rank = int(getattr(instance, "node_rank", 0))
+    fields = ("internal_ip", "external_ip", "ssh_port", "ssh_user", "tags")
+    info = {f: getattr(instance, f) for f in fields if hasattr(instance, f)}
+    if "tags" in info:
+        info["tags"] = dict(info["tags"])
+    return rank, dumps(info) if info else None
 
 
 def _check(value: str, allowed: Sequence[str], what: str) -> None:
@@ -145,7 +165,12 @@ class TrialStore:
                 f"{self.path} was written by a newer cherrypick (store schema {found}, this"
                 f" version reads {SCHEMA_VERSION}); upgrade cherrypick"
             )
-        if found != SCHEMA_VERSION:
+        if found in MIGRATIONS:
+            with self._write() as conn:
+                for statement in MIGRATIONS[found]:
+                    conn.execute(statement)
+                conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
+        elif found != SCHEMA_VERSION:
             raise StoreError(f"{self.path} has an unknown store schema version {found}")
 
     # -- plumbing ---------------------------------------------------------------------------------
@@ -270,8 +295,16 @@ class TrialStore:
 
     # -- trials -----------------------------------------------------------------------------------
 
-    def start_trial(self, trial_id: int, candidate_key: str, candidate: CandidateRecord) -> None:
-        """Record a trial as running. Restarting an unfinished trial (on resume) is allowed."""
+    def start_trial(
+        self,
+        trial_id: int,
+        candidate_key: str,
+        candidate: CandidateRecord,
+        asked_after: int | None = None,
+    ) -> None:
+        """Record a trial as running; ``asked_after``: how many observations the strategy had
+        been told when it proposed this trial (a resume replays the same order). Restarting an
+        unfinished trial (on resume) is allowed."""
         with self._write() as conn:
             row = conn.execute(
                 "SELECT status FROM trials WHERE trial_id = ?", (trial_id,)
@@ -280,8 +313,8 @@ class TrialStore:
                 raise StoreError(f"trial {trial_id} already finished ({row[0]}); it is not re-run")
             conn.execute(
                 "INSERT OR REPLACE INTO trials (trial_id, candidate_key, candidate, status,"
-                " started_at) VALUES (?, ?, ?, 'running', ?)",
-                (trial_id, candidate_key, dumps(candidate.to_json()), time.time()),
+                " started_at, asked_after) VALUES (?, ?, ?, 'running', ?, ?)",
+                (trial_id, candidate_key, dumps(candidate.to_json()), time.time(), asked_after),
             )
 
     def finish_trial(
@@ -316,6 +349,18 @@ class TrialStore:
             )
             if done.rowcount == 0:
                 raise StoreError(f"trial {trial_id} is not running in {self.path}")
+
+    def set_told(self, trial_id: int, tell_seq: int) -> None:
+        """Record that the strategy was told this trial as its ``tell_seq``-th observation."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE trials SET tell_seq = ? WHERE trial_id = ?", (tell_seq, trial_id)
+            )
+
+    def replay_order(self) -> list[tuple[int, int | None, int | None]]:
+        """``(trial_id, asked_after, tell_seq)`` of every trial, by trial id."""
+        rows = self._read("SELECT trial_id, asked_after, tell_seq FROM trials ORDER BY trial_id")
+        return [(int(t), a, s) for t, a, s in rows]
 
     def trials(self) -> list[TrialRow]:
         return self._trials("")
@@ -353,29 +398,66 @@ class TrialStore:
         trial_id: int,
         instances: Sequence[InstanceLike | Mapping[str, Any]],
         state: str = "launching",
+        *,
+        launched_at: float | None = None,
     ) -> None:
-        """Record (or update) a trial's machines: Instance objects, or mappings of their fields."""
+        """Record (or update) a trial's machines: Instance objects, or mappings of their fields.
+
+        ``launched_at`` (the engine's clock when the launch was asked) starts each machine's bill;
+        an update keeps the first one recorded. An instance's ``node_rank`` and its addresses
+        (never a key) are kept too.
+        """
         _check(state, INSTANCE_STATES, "instance state")
         now = time.time()
-        rows = [(*instance_fields(i), trial_id, state, now) for i in instances]
+        rows = [
+            (*instance_fields(i), trial_id, state, now, *_instance_extras(i), launched_at)
+            for i in instances
+        ]
         with self._write() as conn:
             conn.executemany(
-                "INSERT INTO instances (provider, instance_id, region, trial_id, state, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (provider, instance_id) DO UPDATE SET"
+                "INSERT INTO instances (provider, instance_id, region, trial_id, state, updated_at,"
+                " node_rank, info, launched_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (provider, instance_id) DO UPDATE SET"
                 " trial_id = excluded.trial_id, state = excluded.state,"
-                " updated_at = excluded.updated_at",
+                " updated_at = excluded.updated_at, node_rank = excluded.node_rank,"
+                " info = COALESCE(excluded.info, info),"
+                " launched_at = COALESCE(launched_at, excluded.launched_at)",
                 rows,
             )
 
-    def set_instance_state(self, instance_id: str, state: str) -> bool:
-        """Update one machine's state; False if the store never recorded that instance."""
+    def set_instance_state(
+        self, instance_id: str, state: str, *, at: float | None = None
+    ) -> bool:
+        """Update one machine's state; False if the store never recorded that instance.
+        ``terminated`` also stops its bill, at ``at`` (default now)."""
         _check(state, INSTANCE_STATES, "instance state")
+        now = time.time()
+        ended = (at if at is not None else now) if state == "terminated" else None
         with self._write() as conn:
             done = conn.execute(
-                "UPDATE instances SET state = ?, updated_at = ? WHERE instance_id = ?",
-                (state, time.time(), instance_id),
+                "UPDATE instances SET state = ?, updated_at = ?,"
+                " terminated_at = COALESCE(terminated_at, ?) WHERE instance_id = ?",
+                (state, now, ended, instance_id),
             )
             return done.rowcount > 0
+
+    def remember_host_key(self, instance_id: str, key: str) -> None:
+        """Record the host key a fresh machine showed on first contact (trusted from then on)."""
+        with self._write() as conn:
+            (info,) = conn.execute(
+                "SELECT COALESCE(info, '{}') FROM instances WHERE instance_id = ?", (instance_id,)
+            ).fetchone() or ("{}",)
+            conn.execute(
+                "UPDATE instances SET info = ? WHERE instance_id = ?",
+                (dumps({**json.loads(info), "host_key": key}), instance_id),
+            )
+
+    def host_key(self, instance_id: str) -> str | None:
+        """The host key recorded for ``instance_id`` on first contact, if any."""
+        rows = self._instances(f"WHERE instance_id = '{_sql_text(instance_id)}'")
+        info = rows[0].info if rows else None
+        key = None if info is None else info.get("host_key")
+        return None if key is None else str(key)
 
     def instances(self) -> list[InstanceRow]:
         return self._instances("")
@@ -388,4 +470,81 @@ class TrialStore:
         rows = self._read(
             f"SELECT {INSTANCE_COLUMNS} FROM instances {where} ORDER BY trial_id, instance_id"
         )
-        return [InstanceRow(*r) for r in rows]
+        return [InstanceRow.from_sql(r) for r in rows]
+
+    def trial_instances(self, trial_id: int) -> list[InstanceRow]:
+        return self._instances(f"WHERE trial_id = {int(trial_id)}")
+
+    # -- launches ---------------------------------------------------------------------------------
+
+    def record_launch(
+        self,
+        cluster_name: str,
+        trial_id: int,
+        provider: str,
+        region: str,
+        zone: str | None,
+        tags: Mapping[str, str],
+    ) -> None:
+        """Write the intent to launch, before the provider is asked."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO launches (cluster_name, trial_id, provider, region, zone,"
+                " tags, state, updated_at) VALUES (?, ?, ?, ?, ?, ?, 'intent', ?)",
+                (cluster_name, trial_id, provider, region, zone, dumps(dict(tags)), time.time()),
+            )
+
+    def set_launch_state(self, cluster_name: str, state: str) -> None:
+        _check(state, ("intent", "launched", "failed", "terminated"), "launch state")
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE launches SET state = ?, updated_at = ? WHERE cluster_name = ?",
+                (state, time.time(), cluster_name),
+            )
+
+    def open_launches(self) -> list[LaunchRow]:
+        """Clusters asked for and not known to be gone: what a crash may have left running."""
+        rows = self._read(
+            f"SELECT {LAUNCH_COLUMNS} FROM launches WHERE state IN ('intent', 'launched')"
+            " ORDER BY trial_id, cluster_name"
+        )
+        return [LaunchRow.from_sql(r) for r in rows]
+
+    # -- reservations (hosts of an inventory) -----------------------------------------------------
+
+    def reserve_hosts(self, provider: str, hosts: Sequence[str], trial_id: int) -> bool:
+        """Reserve every one of ``hosts`` for ``trial_id``, or none if any is taken."""
+        with self._write() as conn:
+            marks = ", ".join("?" * len(hosts))
+            taken = conn.execute(
+                f"SELECT 1 FROM reservations WHERE host IN ({marks})", tuple(hosts)
+            ).fetchone()
+            if taken:
+                return False
+            now = time.time()
+            conn.executemany(
+                "INSERT INTO reservations (host, provider, trial_id, reserved_at)"
+                " VALUES (?, ?, ?, ?)",
+                [(h, provider, trial_id, now) for h in hosts],
+            )
+            return True
+
+    def release_hosts(self, hosts: Sequence[str]) -> None:
+        with self._write() as conn:
+            conn.executemany("DELETE FROM reservations WHERE host = ?", [(h,) for h in hosts])
+
+    def reservations(self, provider: str | None = None) -> dict[str, int]:
+        """Reserved hosts (of ``provider``, or all) and the trial holding each."""
+        rows = self._read("SELECT host, provider, trial_id FROM reservations ORDER BY host")
+        return {h: t for h, p, t in rows if provider is None or p == provider}
+
+    # -- liveness ---------------------------------------------------------------------------------
+
+    def heartbeat(self, owner: str) -> None:
+        """Say that the search is alive (``cherrypick cleanup`` spares a store beating lately)."""
+        self._set_search("heartbeat_at = ?, owner = ?", (time.time(), owner))
+
+    def last_heartbeat(self) -> tuple[str | None, float | None]:
+        """Who beat last (``host:pid``) and when, or (None, None)."""
+        rows = self._read("SELECT owner, heartbeat_at FROM search")
+        return (rows[0][0], rows[0][1]) if rows else (None, None)

@@ -1,9 +1,12 @@
 """The CNN training workload: what a search runs on each candidate (a ``Workload``).
 
 Parameters (a search file's ``workload:`` section) are :class:`TrainConfig`'s fields, plus
-``install`` (the pip requirement that puts this package and torch on a fresh VM), ``python`` (the
-interpreter on the VM) and ``calibration`` (a result JSON from ``cherrypick profile`` whose
-measured times the simulator may scale from).
+``install`` (the pip requirement that puts PyTorch on a machine whose image has none; the search
+ships cherrypick itself), ``python`` (the interpreter on the machine) and ``calibration`` (a result
+JSON from ``cherrypick profile`` whose measured times the simulator may scale from).
+
+Every path is relative: the search runs the commands in the node's own trial folder, so trials
+that share a machine (or hosts that share one, on loopback) never see each other's files.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ if TYPE_CHECKING:
 __all__ = ["CNNWorkload"]
 
 _SOURCE = "workload 'cnn'"
-_REMOTE_DIR = "/tmp/cherrypick"
+_RUN_DIR = "run"
+#: The PyTorch this version is tested with (the ``torch`` extra of the package).
+TORCH = "torch==2.13.0"
 
 
 class CNNWorkload(Workload):
@@ -34,11 +39,11 @@ class CNNWorkload(Workload):
     distributed."""
 
     name = "cnn"
-    result_path = f"{_REMOTE_DIR}/result.json"
+    result_path = f"{_RUN_DIR}/result.json"
 
     def __init__(self, params: Mapping[str, Any] | None = None) -> None:
         settings = dict(params or {})
-        self.install = _text(settings.pop("install", "cherrypick[torch]"), "install")
+        self.install = _text(settings.pop("install", TORCH), "install")
         self.python = _text(settings.pop("python", "python3"), "python")
         calibration = settings.pop("calibration", None)
         self.config = TrainConfig.from_mapping(settings, source=_SOURCE)
@@ -46,26 +51,30 @@ class CNNWorkload(Workload):
         self._profile: JobProfile | None = None  # the config is frozen: computed once
 
     def setup_commands(self) -> list[str]:
-        return [f"{self.python} -m pip install --quiet {shlex.quote(self.install)}"]
+        """Use the image's PyTorch when it has one, else install it."""
+        python = shlex.quote(self.python)
+        install = f"{python} -m pip install --quiet {shlex.quote(self.install)}"
+        return [f"{python} -c 'import torch' 2>/dev/null || {install}"]
 
     def command(
         self, candidate: Candidate, node_rank: int, master_addr: str, master_port: int
     ) -> str:
         gpus = candidate.offering.gpus_per_node
         settings = {**self.config.to_dict(), "device": "cuda" if gpus else "cpu"}
-        config_path = f"{_REMOTE_DIR}/run.yaml"  # JSON is YAML
+        config_path = f"{_RUN_DIR}/run.yaml"  # JSON is YAML
         prepare = (
-            f"mkdir -p {_REMOTE_DIR} && printf '%s' {shlex.quote(json.dumps(settings))}"
+            f"mkdir -p {_RUN_DIR} && printf '%s' {shlex.quote(json.dumps(settings))}"
             f" > {config_path}"
         )
         train = (
             f"-m cherrypick.workloads.cnn.train --config {config_path}"
             f" --output {self.result_path}"
         )
+        python = shlex.quote(self.python)
         if candidate.nodes == 1 and gpus <= 1:
-            return f"{prepare} && {self.python} {train}"
+            return f"{prepare} && {python} {train}"
         launcher = (
-            f"{self.python} -m torch.distributed.run --nnodes {candidate.nodes}"
+            f"{python} -m torch.distributed.run --nnodes {candidate.nodes}"
             f" --nproc-per-node {max(gpus, 1)} --node-rank {node_rank}"
             f" --master-addr {shlex.quote(master_addr)} --master-port {master_port}"
         )

@@ -1,0 +1,255 @@
+"""A trial's commands on real machines: prepare each node, start the workload detached on every
+node, poll it, fetch rank 0's result, and say how long each phase took.
+
+The controller never holds a connection while the job runs: the job is started with ``setsid``
+(``cherrypick.runners.job``) and polled over fresh connections, so a dropped connection or a
+restarted ``sshd`` is re-attached, not a lost trial. A job past its limit has its whole process
+group killed and is a ``timeout``; a workload that exits without a result is an ``error``
+carrying the tail of its output.
+"""
+
+from __future__ import annotations
+
+import shlex
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from cherrypick.errors import RunnerError, WorkloadError
+from cherrypick.providers.base import Candidate, ClusterInfo, Instance
+from cherrypick.runners.base import Runner
+from cherrypick.trials import TrialStatus
+from cherrypick.workloads.base import TrialResult, Workload
+
+if TYPE_CHECKING:
+    from cherrypick.runners.job import RemoteJob
+    from cherrypick.runners.ship import Package
+
+__all__ = ["Cancelled", "Execution", "ShellOutcome"]
+
+#: How long one set-up command may run (pip installing torch on a fresh VM takes minutes).
+SETUP_LIMIT_S = 1800.0
+#: How often a running job is polled: fast at first (short trials), then every few seconds.
+POLL_FIRST_S = 0.25
+POLL_MAX_S = 5.0
+#: What the machine's own watchdog adds to the trial's limit before it kills the job itself.
+WATCHDOG_MARGIN_S = 300.0
+#: How much of a failed job's output a trial's message keeps.
+MESSAGE_TAIL = 600
+
+Phase = Callable[[str, str], None]
+
+
+class Cancelled(Exception):
+    """The search was stopped (Ctrl-C, SIGTERM) while this trial ran: its jobs were killed."""
+
+
+@dataclass
+class ShellOutcome:
+    """What the machines said, and the wall seconds of each phase (connect, set-up, run,
+    collect)."""
+
+    result: TrialResult
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Execution:
+    """Runs ``workload`` on ``cluster``; ``connect(instance)`` gives a fresh runner to a node."""
+
+    workload: Workload
+    candidate: Candidate
+    cluster: ClusterInfo
+    connect: Callable[[Instance], Runner]
+    package: Package | None
+    log: TextIO
+    timeout_s: float
+    cancel: threading.Event
+    phase: Phase
+    master_port: int = 29500
+    _jobs: list[RemoteJob] = field(default_factory=list)
+
+    def run(self) -> ShellOutcome:
+        outcome = ShellOutcome(TrialResult(TrialStatus.ERROR, None, message="not run"))
+        clock = _Phases(outcome.seconds)
+        try:
+            with clock("connect"):
+                self.phase("booting", "connecting")
+                runners = [self.connect(i) for i in self.cluster.instances]
+            with clock("setup"):
+                self.phase("setting up", "")
+                paths = [self._prepare(r, i) for r, i in zip(runners, self.cluster.instances)]
+            for runner in runners:
+                runner.close()
+            with clock("run"):
+                status = self._start_and_wait(paths)
+            with clock("collect"):
+                self.phase("collecting", "")
+                outcome.result = self._collect(status)
+        finally:
+            self._kill_jobs()
+        return outcome
+
+    # -- set-up -------------------------------------------------------------------------------
+
+    def _prepare(self, runner: Runner, instance: Instance) -> str:
+        """Make the trial's folder, install this package (once per machine and version) and run
+        the workload's own set-up; return the PATH the job runs with."""
+        workdir = _workdir(instance)
+        self._check(runner, f"mkdir -p {shlex.quote(workdir)}", 60.0)
+        path = "$PATH"
+        if self.package is not None:
+            path = self.package.install(runner, _python(instance), self.log)
+        for command in self.workload.setup_commands():
+            self._check(runner, f"export PATH={path}; cd {shlex.quote(workdir)} && {command}")
+        return path
+
+    def _check(self, runner: Runner, command: str, limit_s: float = SETUP_LIMIT_S) -> None:
+        self._raise_if_cancelled()
+        done = runner.run(command, timeout_s=limit_s, log=self.log)
+        if not done.ok:
+            tail = (done.stderr or done.stdout)[-MESSAGE_TAIL:].strip()
+            raise WorkloadError(
+                f"{runner.where}: set-up failed (exit {done.returncode}): {tail}"
+            )
+
+    # -- the job ------------------------------------------------------------------------------
+
+    def _start_and_wait(self, paths: Sequence[str]) -> TrialStatus:
+        from cherrypick.runners.job import RemoteJob
+
+        head = self.cluster.head
+        for instance, path in zip(self.cluster.instances, paths):
+            command = self.workload.command(
+                self.candidate, instance.node_rank, head.internal_ip, self.master_port
+            )
+            job = RemoteJob(lambda i=instance: self.connect(i), _workdir(instance), "job")
+            self._jobs.append(job)
+            workdir = shlex.quote(_workdir(instance))
+            job.start(
+                f"export PATH={path}; cd {workdir} && {command}",
+                watchdog_s=self.timeout_s + WATCHDOG_MARGIN_S,
+            )
+        return self._wait()
+
+    def _wait(self) -> TrialStatus:
+        started = time.monotonic()
+        pause = POLL_FIRST_S
+        while True:
+            self._raise_if_cancelled()
+            codes = [job.poll() for job in self._jobs]
+            if codes[0] is not None and all(c is not None for c in codes):
+                return TrialStatus.OK
+            if any(c is not None and c != 0 for c in codes):
+                return TrialStatus.ERROR  # one rank failed: torchrun stops the others
+            elapsed = time.monotonic() - started
+            if elapsed > self.timeout_s:
+                return TrialStatus.TIMEOUT
+            self.phase("running", self._progress())
+            self.cancel.wait(min(pause, max(self.timeout_s - elapsed, 0.01)))
+            pause = min(pause * 2, POLL_MAX_S)
+
+    def _progress(self) -> str:
+        describe = getattr(self.workload, "progress", None)
+        if describe is None:
+            return ""
+        try:
+            text = describe(self._jobs[0].output_tail(2000))
+        except RunnerError:
+            return "reconnecting"
+        return "" if text is None else str(text)
+
+    def _collect(self, status: TrialStatus) -> TrialResult:
+        if status == TrialStatus.TIMEOUT:
+            self._kill_jobs()
+            return TrialResult(
+                TrialStatus.TIMEOUT,
+                None,
+                message=f"the trial ran past its {self.timeout_s:.0f} s limit; its processes"
+                " were killed",
+            )
+        raw = self._fetch_result()
+        if raw is None:
+            return TrialResult(TrialStatus.ERROR, None, message=self._failure_message())
+        result = self.workload.parse_result(raw)
+        if result.status != TrialStatus.OK:
+            self._fetch_logs()
+        return result
+
+    def _fetch_result(self) -> bytes | None:
+        head = self._jobs[0]
+        remote = _result_path(self.workload, self.cluster.head)
+        with tempfile.TemporaryDirectory(prefix="cherrypick-result-") as tmp:
+            local = Path(tmp) / "result"
+            try:
+                head.fetch(remote, local)
+            except (RunnerError, OSError):
+                return None
+            return local.read_bytes()
+
+    def _failure_message(self) -> str:
+        """Why the job ended without a result: its exit code and the end of its output."""
+        self._fetch_logs()
+        code = self._jobs[0].poll()
+        tail = self._jobs[0].output_tail(MESSAGE_TAIL).strip()
+        return f"the workload exited with {code} and wrote no result: {tail}"
+
+    def _fetch_logs(self) -> None:
+        for rank, job in enumerate(self._jobs):
+            try:
+                tail = job.output_tail(20000)
+            except RunnerError as exc:
+                tail = f"(cannot read: {exc})"
+            self.log.write(f"--- node {rank} output ---\n{tail}\n")
+        self.log.flush()
+
+    def _kill_jobs(self) -> None:
+        for job in self._jobs:
+            try:
+                job.kill()
+            except RunnerError as exc:
+                self.log.write(f"cannot kill {job}: {exc}\n")
+
+    def _raise_if_cancelled(self) -> None:
+        if self.cancel.is_set():
+            raise Cancelled("the search was stopped")
+
+
+class _Phases:
+    """Times the phases of a trial into ``seconds``."""
+
+    def __init__(self, seconds: dict[str, float]) -> None:
+        self.seconds = seconds
+
+    def __call__(self, name: str) -> _Phase:
+        return _Phase(self.seconds, name)
+
+
+class _Phase:
+    def __init__(self, seconds: dict[str, float], name: str) -> None:
+        self.seconds, self.name = seconds, name
+
+    def __enter__(self) -> None:
+        self.start = time.monotonic()
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds[self.name] = time.monotonic() - self.start
+
+
+def _workdir(instance: Instance) -> str:
+    workdir = instance.extra.get("workdir")
+    return str(workdir) if workdir else f"/tmp/cherrypick-{instance.instance_id}"
+
+
+def _python(instance: Instance) -> str:
+    return str(instance.extra.get("python") or "python3")
+
+
+def _result_path(workload: Workload, instance: Instance) -> str:
+    """The workload's result path; a relative one is inside the node's trial folder."""
+    path = workload.result_path
+    return path if path.startswith("/") else f"{_workdir(instance)}/{path}"
