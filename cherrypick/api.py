@@ -62,8 +62,9 @@ def search(
     ``max_cost_usd``). ``provider="simulated"`` is a dry run; ``"cloud"`` launches real machines
     through each cloud's registered provider; a :class:`Provider` object runs every trial.
     ``store`` keeps the trials (an existing store of the same search is resumed); by default
-    they live in a temporary file. ``progress=True`` shows the trials on stderr (a live table on a terminal, else a line
-    per event); a :class:`~cherrypick.searching.display.Display` object receives the events.
+    they live in a temporary file. ``progress=True`` shows the trials on stderr (a live table
+    on a terminal, else a line per event); a :class:`~cherrypick.searching.display.Display`
+    object receives the events.
     """
     spec = _spec(
         workload,

@@ -22,10 +22,11 @@ __all__ = ["main"]
 
 COMMANDS = {
     "bench": "benchmarks of the search: replay, dryrun, stop-bound, ask (see bench NAME --help)",
+    "cleanup": "list what cherrypick launched or reserved that no live search owns; end it",
     "profile": "train a CNN locally with per-layer profiling and print where the time goes",
     "search": (
-        "find the cheapest configuration for a job (trials on the simulated provider with "
-        "--dry-run; no real cloud provider yet)"
+        "find the cheapest configuration for a job (on your own machines over SSH, or on the"
+        " simulated provider with --dry-run)"
     ),
     "report": "the trial table, recommendation, CSV and plots of a stored search",
 }

@@ -96,7 +96,20 @@ class ProvisioningError(CherrypickError):
 
 
 class CapacityError(ProvisioningError):
-    """The cloud has no capacity for the requested machines right now."""
+    """The cloud has no capacity for the requested machines right now. ``retry_s``: the machines
+    are held by this search's own trials and free up soon, so wait that long and ask again
+    (inventory hosts); None: try another placement."""
+
+    def __init__(
+        self,
+        provider: str,
+        message: str,
+        *,
+        region: str | None = None,
+        retry_s: float | None = None,
+    ) -> None:
+        super().__init__(provider, message, region=region)
+        self.retry_s = retry_s
 
 
 class WorkloadError(CherrypickError):

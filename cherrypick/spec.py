@@ -12,6 +12,7 @@ Example (``configs/examples/`` ships complete ones)::
     prior: performance-model          # or none: the optimiser starts blind, as CherryPick does
     simulator: {noise: 0.05, model_error: 0.10, capacity_error_rate: 0}   # dry runs only
     parallel: 1
+    inventory: hosts.yaml             # your own machines, searched with filters.providers: [ssh]
 
 Every mistake is reported as a :class:`~cherrypick.errors.ValidationError` naming the file and the
 field's path (``objective.max_runtime_s``), never as a pydantic traceback.
@@ -102,7 +103,9 @@ class SimulatorSpec(_Section):
 
 
 class SearchSpec(_Section):
-    """A whole search. ``store`` is the trial store's path (relative to the working directory)."""
+    """A whole search. ``store`` is the trial store's path and ``inventory`` the file of your own
+    machines (both relative to the working directory); ``connect_limit_s`` is how long a machine
+    may take to answer SSH after launch (boot)."""
 
     workload: WorkloadSpec
     objective: ObjectiveSpec = Field(default_factory=ObjectiveSpec)
@@ -116,6 +119,16 @@ class SearchSpec(_Section):
     seed: int = Field(default=0, ge=0)
     trial_timeout_s: PositiveFloat = 3600.0
     store: str = "cherrypick-search.sqlite"
+    inventory: str | None = Field(default=None, min_length=1)
+    connect_limit_s: PositiveFloat = 600.0
+
+    @model_validator(mode="after")
+    def _inventory_for_ssh(self) -> SearchSpec:
+        if self.filters.providers and "ssh" in self.filters.providers and not self.inventory:
+            raise ValueError(
+                "filters.providers lists ssh: name your machines' inventory file in 'inventory'"
+            )
+        return self
 
     @model_validator(mode="after")
     def _parallel_within_budget(self) -> SearchSpec:

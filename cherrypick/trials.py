@@ -78,4 +78,3 @@ class CandidateRecord:
         """``aws us-east-1 p3.8xlarge (4x V100) x 2``."""
         gpus = f"{self.gpus_per_node}x {self.gpu}" if self.gpus_per_node else "no GPU"
         return f"{self.provider} {self.region} {self.instance_type} ({gpus}) x {self.nodes}"
-

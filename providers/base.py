@@ -251,9 +251,7 @@ class Provider(ABC):
         """Return the cluster once every machine runs; raise ProvisioningError on timeout."""
 
     @abstractmethod
-    def query_instances(
-        self, region: str, instance_ids: Sequence[str]
-    ) -> dict[str, InstanceState]:
+    def query_instances(self, region: str, instance_ids: Sequence[str]) -> dict[str, InstanceState]:
         """Each machine's state now; a machine the provider does not know is ``terminated``."""
 
     @abstractmethod
@@ -267,3 +265,4 @@ class Provider(ABC):
 
 provider_registry: Registry[Provider] = Registry("provider", "cherrypick.providers")
 provider_registry.register_lazy("simulated", "cherrypick.providers.simulated:SimulatedProvider")
+provider_registry.register_lazy("ssh", "cherrypick.providers.ssh:InventoryProvider")

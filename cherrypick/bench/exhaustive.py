@@ -41,9 +41,11 @@ class TruthCheck:
         if found is None or self.optimum is None:
             return None
         value = self.objective.value
-        return value(found.runtime_s, found.cost_usd) / value(
-            self.optimum.runtime_s, self.optimum.cost_usd
-        ) - 1.0
+        return (
+            value(found.runtime_s, found.cost_usd)
+            / value(self.optimum.runtime_s, self.optimum.cost_usd)
+            - 1.0
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {

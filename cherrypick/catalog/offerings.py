@@ -166,8 +166,39 @@ def candidate_features(
     return list(FEATURE_NAMES), matrix
 
 
+#: A machine without GPUs (an inventory's CPU host) is featured as one device per node with its
+#: vCPUs' rates: 16 fp32 FLOP per cycle per vCPU (AVX2: two 8-wide FMA units per core, shared by
+#: its two hyper-threads, 2 FLOP each) at ~3 GHz, and ~2.5 GB/s of memory bandwidth per vCPU
+#: (a dual-channel DDR4 desktop's ~40 GB/s over 16 threads). Rough, but monotone in the size.
+CPU_TFLOPS_PER_VCPU = 0.048
+CPU_GBS_PER_VCPU = 2.5
+
+
+def _cpu_features(candidate: Candidate) -> list[float]:
+    o = candidate.offering
+    tflops = math.log2(CPU_TFLOPS_PER_VCPU * o.vcpus * candidate.nodes)
+    bandwidth = CPU_GBS_PER_VCPU * o.vcpus
+    return [
+        tflops,
+        tflops,
+        tflops,
+        math.log2(bandwidth),
+        math.log2(bandwidth * candidate.nodes),
+        math.log2(o.memory_gib),
+        0.0,
+        math.log2(candidate.nodes),
+        math.log2(candidate.nodes),
+        math.log2(o.vcpus),
+        math.log2(o.memory_gib),
+        math.log2(_network_gbps(o)),
+        float(INTERCONNECTS.index(o.interconnect)),
+    ]
+
+
 def _features(candidate: Candidate, gpus: Mapping[str, GpuSpec]) -> list[float]:
     o = candidate.offering
+    if o.gpus_per_node == 0:
+        return _cpu_features(candidate)
     if o.gpu not in gpus:
         raise UnknownNameError("GPU", o.gpu, gpus)
     if o.interconnect not in INTERCONNECTS:

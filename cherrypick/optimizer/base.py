@@ -218,4 +218,3 @@ class Strategy(ABC):
     def should_stop(self) -> bool:
         """True when nothing is left to try (model-based strategies also apply the stop rule)."""
         return len(self.untried()) == 0 and not self.pending
-

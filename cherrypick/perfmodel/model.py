@@ -46,6 +46,8 @@ class PerformanceModel:
         estimate = workload.estimate_runtime(candidate)
         if estimate is not None:
             return estimate
+        if candidate.offering.gpus_per_node == 0:
+            raise WorkloadError("the performance model predicts GPU machines only")
         prediction = self.predict(candidate, job_profile(workload))
         return None if prediction.oom else prediction.runtime_s
 

@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -71,6 +72,7 @@ class Execution:
     cancel: threading.Event
     phase: Phase
     master_port: int = 29500
+    reached: Callable[[Instance], None] = lambda instance: None
     _jobs: list[RemoteJob] = field(default_factory=list)
 
     def run(self) -> ShellOutcome:
@@ -82,7 +84,7 @@ class Execution:
                 runners = [self.connect(i) for i in self.cluster.instances]
             with clock("setup"):
                 self.phase("setting up", "")
-                paths = [self._prepare(r, i) for r, i in zip(runners, self.cluster.instances)]
+                paths = self._prepare_all(runners)
             for runner in runners:
                 runner.close()
             with clock("run"):
@@ -96,11 +98,20 @@ class Execution:
 
     # -- set-up -------------------------------------------------------------------------------
 
+    def _prepare_all(self, runners: Sequence[Runner]) -> list[str]:
+        """Prepare every node at once (a node's set-up does not depend on another's)."""
+        nodes = list(zip(runners, self.cluster.instances, strict=True))
+        if len(nodes) == 1:
+            return [self._prepare(*nodes[0])]
+        with ThreadPoolExecutor(len(nodes), thread_name_prefix="setup") as pool:
+            return list(pool.map(lambda node: self._prepare(*node), nodes))
+
     def _prepare(self, runner: Runner, instance: Instance) -> str:
         """Make the trial's folder, install this package (once per machine and version) and run
         the workload's own set-up; return the PATH the job runs with."""
         workdir = _workdir(instance)
         self._check(runner, f"mkdir -p {shlex.quote(workdir)}", 60.0)
+        self.reached(instance)
         path = "$PATH"
         if self.package is not None:
             path = self.package.install(runner, _python(instance), self.log)
@@ -113,9 +124,7 @@ class Execution:
         done = runner.run(command, timeout_s=limit_s, log=self.log)
         if not done.ok:
             tail = (done.stderr or done.stdout)[-MESSAGE_TAIL:].strip()
-            raise WorkloadError(
-                f"{runner.where}: set-up failed (exit {done.returncode}): {tail}"
-            )
+            raise WorkloadError(f"{runner.where}: set-up failed (exit {done.returncode}): {tail}")
 
     # -- the job ------------------------------------------------------------------------------
 
@@ -123,7 +132,7 @@ class Execution:
         from cherrypick.runners.job import RemoteJob
 
         head = self.cluster.head
-        for instance, path in zip(self.cluster.instances, paths):
+        for instance, path in zip(self.cluster.instances, paths, strict=True):
             command = self.workload.command(
                 self.candidate, instance.node_rank, head.internal_ip, self.master_port
             )
@@ -175,10 +184,8 @@ class Execution:
         raw = self._fetch_result()
         if raw is None:
             return TrialResult(TrialStatus.ERROR, None, message=self._failure_message())
-        result = self.workload.parse_result(raw)
-        if result.status != TrialStatus.OK:
-            self._fetch_logs()
-        return result
+        self._fetch_logs()
+        return self.workload.parse_result(raw)
 
     def _fetch_result(self) -> bytes | None:
         head = self._jobs[0]

@@ -21,17 +21,16 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cherrypick.errors import CherrypickError, ProvisioningError, SearchInterrupted, StoreError
+from cherrypick.errors import CherrypickError, SearchInterrupted, StoreError
 from cherrypick.optimizer import BayesianStrategy, StopRule, Strategy, make_strategy
 from cherrypick.optimizer.base import Observation
-from cherrypick.providers.base import Candidate, Instance, InstanceState, Provider
+from cherrypick.providers.base import TAG_SEARCH, Candidate, Instance, InstanceState, Provider
 from cherrypick.runners.base import Runner
 from cherrypick.searching.display import Display, NullDisplay, SearchStatus, TrialEvent
 from cherrypick.searching.result import Choice, SearchResult
@@ -109,6 +108,7 @@ class Search:
             ssh_public_key=self._keys.public,
             package=_PackageOnce().get,
             objective=self.objective,
+            boot_limit_s=spec.connect_limit_s,
         )
 
     def run(self) -> SearchResult:
@@ -393,7 +393,11 @@ class Search:
             by_provider.setdefault((row.provider, row.region), []).append(row.instance_id)
         for launch in self.store.open_launches():
             provider = self.providers.get(launch.provider)
-            found = [] if provider is None else provider.list_launched(launch.tags)
+            try:
+                found = [] if provider is None else provider.list_launched(launch.tags)
+            except CherrypickError as exc:
+                self.display.message(f"cannot list {launch.provider}'s machines: {exc}")
+                found = []
             for machine in found:
                 ids = by_provider.setdefault((launch.provider, machine.region), [])
                 if machine.instance_id not in ids:
@@ -417,8 +421,11 @@ class Search:
         try:
             provider.terminate_instances(region, ids)
             states = provider.query_instances(region, ids)
-        except ProvisioningError as exc:
-            self.display.message(f"cannot terminate {', '.join(ids)} on {name}: {exc}")
+        except CherrypickError as exc:
+            self.display.message(
+                f"cannot terminate {', '.join(ids)} on {name}: {exc}; to retry: cherrypick"
+                f" cleanup --store {self.store.path}"
+            )
             return
         gone = [i for i, s in states.items() if s == InstanceState.TERMINATED]
         for instance_id in gone:
@@ -432,15 +439,27 @@ class Search:
             self.display.message(f"still terminating on {name}: {', '.join(left)}")
 
     def _terminate_all(self) -> None:
+        """End everything the search still holds; what cannot be ended is said, not raised
+        (the search's own outcome matters more, and cleanup can finish the job)."""
         for provider, record in self.context.live.snapshot():
             region, ids = record.placement.region, list(record.instance_ids)
-            provider.terminate_instances(region, ids)
+            self._try_end(provider, region, ids)
             self.context.live.discard(record)
         for provider in {id(p): p for p in self.providers.values()}.values():
-            leftovers = list(provider.list_launched({"cherrypick-search": self.tag}))
+            try:
+                leftovers = list(provider.list_launched({TAG_SEARCH: self.tag}))
+            except CherrypickError as exc:
+                self.display.message(f"cannot list {provider.name}'s machines: {exc}")
+                continue
             for machine in leftovers:
-                provider.terminate_instances(machine.region, [machine.instance_id])
+                self._try_end(provider, machine.region, [machine.instance_id])
         self._terminate_stored()
+
+    def _try_end(self, provider: Provider, region: str, ids: list[str]) -> None:
+        try:
+            provider.terminate_instances(region, ids)
+        except CherrypickError as exc:
+            self.display.message(f"{exc}; to retry: cherrypick cleanup --store {self.store.path}")
 
 
 def _ranked(strategy: Strategy, by_index: Mapping[int, TrialRow]) -> list[Choice]:
@@ -605,8 +624,12 @@ def run_search(
     """
     space = space if space is not None else build_space(spec)
     job = workload if workload is not None else build_workload(spec)
-    clouds = providers if providers is not None else build_providers(space, dry_run, spec)
     identity = {**spec.identity(), "dry_run": dry_run}
     path = Path(store_path if store_path is not None else spec.store)
     with TrialStore(path) as store:
+        clouds = (
+            providers
+            if providers is not None
+            else build_providers(space, dry_run, spec, store=store)
+        )
         return Search(spec, space, job, clouds, store, display, identity).run()

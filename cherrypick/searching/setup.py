@@ -48,13 +48,18 @@ class SearchSpace:
 
 
 def build_space(spec: SearchSpec) -> SearchSpace:
-    """The filtered catalog times node counts (a resume rebuilds the same space)."""
+    """The filtered catalog (and inventory) times node counts (a resume rebuilds the same)."""
     f = spec.filters
     gpus = load_gpus()
-    offerings = load_catalog(f.providers, gpus=gpus)
-    chosen = CatalogFilter(
-        f.providers, f.regions, f.gpus, f.min_gpu_memory_gib, f.max_nodes, f.max_price_per_hour
-    ).candidates(offerings, gpus)
+    clouds = None if f.providers is None else [p for p in f.providers if p != "ssh"]
+    chosen = []
+    if clouds is None or clouds:
+        offerings = load_catalog(clouds, gpus=gpus)
+        chosen = CatalogFilter(
+            clouds, f.regions, f.gpus, f.min_gpu_memory_gib, f.max_nodes, f.max_price_per_hour
+        ).candidates(offerings, gpus)
+    if spec.inventory is not None:
+        chosen += _inventory_candidates(spec, gpus)
     if not chosen:
         raise ValidationError(
             "search file", "no catalog offering passes the filters", field="filters"
@@ -64,6 +69,26 @@ def build_space(spec: SearchSpec) -> SearchSpace:
     return SearchSpace(
         tuple(chosen), tuple(chosen[i] for i in kept), tuple(names), matrix[kept], gpus
     )
+
+
+def _inventory_candidates(spec: SearchSpec, gpus: Mapping[str, GpuSpec]) -> list[Candidate]:
+    """The inventory's hosts as candidates: at most as many nodes as an offering has hosts."""
+    from cherrypick.providers.inventory import load_inventory, require_priced
+
+    assert spec.inventory is not None
+    f = spec.filters
+    inventory = load_inventory(spec.inventory)
+    require_priced(inventory, spec.objective.kind)
+    keep = CatalogFilter(
+        None, f.regions, f.gpus, f.min_gpu_memory_gib, f.max_nodes, f.max_price_per_hour
+    )
+    offerings = {o.key for o in keep.apply(inventory.offerings(), gpus)}
+    limit = math.inf if f.max_price_per_hour is None else f.max_price_per_hour
+    return [
+        c
+        for c in inventory.candidates(f.max_nodes)
+        if c.offering.key in offerings and c.price_per_hour <= limit
+    ]
 
 
 def _cheapest_per_hardware(
@@ -119,9 +144,14 @@ def build_workload(spec: SearchSpec) -> Workload:
 
 
 def build_providers(
-    space: SearchSpace, dry_run: bool, spec: SearchSpec, run_noise: bool = True
+    space: SearchSpace,
+    dry_run: bool,
+    spec: SearchSpec,
+    run_noise: bool = True,
+    store: Any = None,
 ) -> dict[str, Provider]:
     """One provider per cloud the candidates use; a dry run puts the simulator behind them all.
+    ``store`` (the search's trial store) keeps an inventory's reservations.
 
     ``run_noise=False`` (dry runs): the simulated machines as they truly are, without the noise
     of any one run; the dry-run benchmark measures the true optimum with it.
@@ -145,7 +175,16 @@ def build_providers(
             f"no provider can launch machines on {', '.join(missing)} in this version;"
             " run with --dry-run, or restrict filters.providers"
         )
-    return {cloud: provider_registry.create(cloud) for cloud in clouds}
+    return {cloud: _provider(cloud, spec, store) for cloud in clouds}
+
+
+def _provider(name: str, spec: SearchSpec, store: Any) -> Provider:
+    if name != "ssh":
+        return provider_registry.create(name)
+    from cherrypick.providers.inventory import load_inventory
+
+    assert spec.inventory is not None  # ssh offerings come from the inventory only
+    return provider_registry.create("ssh", load_inventory(spec.inventory), store)
 
 
 def search_tag(identity: Mapping[str, Any], seed: int) -> str:

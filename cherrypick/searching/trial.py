@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cherrypick.errors import CapacityError, ProvisioningError, RunnerError, WorkloadError
+from cherrypick.errors import (
+    CapacityError,
+    CherrypickError,
+    ProvisioningError,
+    RunnerError,
+    WorkloadError,
+)
 from cherrypick.optimizer.base import Objective
 from cherrypick.providers.base import (
     AnswersTrials,
@@ -135,6 +141,9 @@ class TrialRunner:
         self.started = time.monotonic()
         self._price = candidate.price_per_hour
         self._launched_at: float | None = None
+        self._terminate_started = 0.0
+        self._launch_s = 0.0
+        self._last_shown: tuple[Phase, str] | None = None
         self._name = CandidateRecord.of(candidate).describe()
         provider = context.providers[candidate.offering.provider]
         self._simulated = isinstance(provider, AnswersTrials)
@@ -161,19 +170,39 @@ class TrialRunner:
     # -- launch -------------------------------------------------------------------------------
 
     def _launch(self) -> tuple[_Launched | None, str]:
-        """Try the candidate's placements in order; None (and why) if none had machines."""
+        """Try the candidate's placements in order; None (and why) if none had machines. When
+        the machines are only held by the search's own trials, wait for them (at most the
+        trial's limit)."""
+        deadline = time.monotonic() + self.context.timeout_s
+        while True:
+            launched, why, retry = self._launch_once()
+            if launched is not None or retry is None or time.monotonic() > deadline:
+                return launched, why
+            self._event(Phase.LAUNCHING, "waiting for machines other trials hold")
+            if self.context.cancel.wait(retry):
+                return None, "cancelled while waiting for machines"
+
+    def _launch_once(self) -> tuple[_Launched | None, str, float | None]:
         reasons: list[str] = []
+        retries: list[float] = []
         for attempt, (provider, candidate, placement) in enumerate(self._placements()):
             key = f"{provider.name}/{candidate.offering.instance_type}/{placement.describe()}"
             if self.context.blocks.blocked(key):
                 reasons.append(f"{placement.describe()}: no capacity lately")
                 continue
             self._event(Phase.LAUNCHING, placement.describe())
-            record = self._try_launch(provider, candidate, placement, attempt, reasons)
+            try:
+                record = self._try_launch(provider, candidate, placement, attempt, reasons)
+            except CapacityError as exc:
+                if exc.retry_s is None:
+                    raise
+                retries.append(exc.retry_s)
+                continue
             if record is not None:
-                return _Launched(provider, candidate, record, self._launched_at or 0.0), ""
+                return _Launched(provider, candidate, record, self._launched_at or 0.0), "", None
             self.context.blocks.block(key)
-        return None, "no placement has machines: " + "; ".join(reasons)
+        why = "no placement has machines: " + "; ".join(reasons)
+        return None, why, min(retries) if retries else None
 
     def _placements(self) -> list[tuple[Provider, Candidate, Any]]:
         found = []
@@ -193,15 +222,21 @@ class TrialRunner:
         c = self.context
         name = f"{c.search_tag}-t{self.trial_id}-a{attempt}"
         tags = machine_tags(c.search_tag, self.trial_id, c.owner)
-        c.store.record_launch(name, self.trial_id, provider.name, placement.region,
-                              placement.zone, tags)
+        c.store.record_launch(
+            name, self.trial_id, provider.name, placement.region, placement.zone, tags
+        )
         life = c.timeout_s + c.boot_limit_s + LIFE_MARGIN_S
         request = LaunchRequest(candidate, placement, name, tags, life, c.ssh_public_key())
         self._launched_at = time.time()
+        asked = time.monotonic()
         try:
             record = provider.run_instances(request)
+            self._launch_s = time.monotonic() - asked
         except ProvisioningError as exc:
             c.store.set_launch_state(name, "failed")
+            if isinstance(exc, CapacityError) and exc.retry_s is not None:
+                reasons.append(f"{placement.describe()}: {exc}")
+                raise
             kind = "no capacity" if isinstance(exc, CapacityError) else "cannot launch"
             reasons.append(f"{placement.describe()}: {kind} ({exc})")
             return None
@@ -219,7 +254,9 @@ class TrialRunner:
     def _execute(self, launched: _Launched) -> ShellOutcome:
         c = self.context
         self._event(Phase.BOOTING, launched.record.placement.describe())
+        waited = time.monotonic()
         cluster = launched.provider.wait_instances(launched.record, c.boot_limit_s)
+        boot_s = time.monotonic() - waited
         c.store.record_instances(self.trial_id, cluster.instances, "running")
         if isinstance(launched.provider, AnswersTrials):
             run = launched.provider.execute(
@@ -227,7 +264,9 @@ class TrialRunner:
             )
             seconds = {"boot": run.boot_s, "setup": run.setup_s, "run": run.run_s}
             return ShellOutcome(run.result, {**seconds, "billed_s": run.billed_s})
-        return self._execute_shell(cluster)
+        outcome = self._execute_shell(cluster)
+        outcome.seconds = {"launch": self._launch_s, "boot": boot_s, **outcome.seconds}
+        return outcome
 
     def _execute_shell(self, cluster: ClusterInfo) -> ShellOutcome:
         from cherrypick.searching.execution import Execution
@@ -246,6 +285,7 @@ class TrialRunner:
                 cancel=c.cancel,
                 phase=lambda phase, detail: self._event(Phase(phase), detail),
                 master_port=20000 + (self.trial_id * 7919) % 20000,
+                reached=lambda instance: c.store.mark_reached(instance.instance_id),
             )
             return execution.run()
 
@@ -256,6 +296,7 @@ class TrialRunner:
         of the bill) and a warning if it could not be confirmed."""
         c = self.context
         self._event(Phase.TERMINATING, "")
+        self._terminate_started = time.monotonic()
         record = launched.record
         region, ids = record.placement.region, list(record.instance_ids)
         deadline = time.monotonic() + TERMINATE_LIMIT_S
@@ -268,11 +309,12 @@ class TrialRunner:
                 if all(s == InstanceState.TERMINATED for s in states.values()):
                     break
                 if time.monotonic() > deadline:
-                    raise ProvisioningError(launched.provider.name, f"still {states} after"
-                                            f" {TERMINATE_LIMIT_S:.0f} s")
+                    raise ProvisioningError(
+                        launched.provider.name, f"still {states} after {TERMINATE_LIMIT_S:.0f} s"
+                    )
                 time.sleep(pause)
                 pause = min(pause * 2, 10.0)
-        except ProvisioningError as exc:
+        except CherrypickError as exc:
             warning = f"termination not confirmed ({exc}); run cherrypick cleanup"
         ended = time.time()
         state = "unknown" if warning else "terminated"
@@ -289,6 +331,8 @@ class TrialRunner:
         result = outcome.result
         seconds = dict(outcome.seconds)
         simulated_bill = seconds.pop("billed_s", None)
+        if simulated_bill is None:
+            seconds["terminate"] = time.monotonic() - self._terminate_started
         if "cancelled" in seconds:
             status = TrialStatus.CANCELLED
         elif result.feasible:
@@ -310,8 +354,11 @@ class TrialRunner:
             "placement": launched.record.placement.describe(),
             "offering": launched.candidate.offering.key,
         }
-        details = {**result.details, "trial_seconds": {**seconds, "billed_s": billed},
-                   "billing": bill}
+        details = {
+            **result.details,
+            "trial_seconds": {**seconds, "billed_s": billed},
+            "billing": bill,
+        }
         message = "; ".join(m for m in (result.message, warning) if m)
         return self._finish(status, spend, message, runtime, cost, details)
 
@@ -331,8 +378,9 @@ class TrialRunner:
         return row
 
     def _event(self, phase: Phase, detail: str, row: TrialRow | None = None) -> None:
-        if phase != Phase.DONE and self._simulated:
-            return  # a simulated trial passes through its phases in no time
+        if phase != Phase.DONE and (self._simulated or (phase, detail) == self._last_shown):
+            return  # nothing new (a display ticks the elapsed time itself), or simulated: no time
+        self._last_shown = (phase, detail)
         elapsed = time.monotonic() - self.started
         billed = 0.0 if self._launched_at is None else time.time() - self._launched_at
         cost = job_cost(self._price, billed) if row is None else row.search_cost_usd or 0.0

@@ -353,9 +353,7 @@ class TrialStore:
     def set_told(self, trial_id: int, tell_seq: int) -> None:
         """Record that the strategy was told this trial as its ``tell_seq``-th observation."""
         with self._write() as conn:
-            conn.execute(
-                "UPDATE trials SET tell_seq = ? WHERE trial_id = ?", (tell_seq, trial_id)
-            )
+            conn.execute("UPDATE trials SET tell_seq = ? WHERE trial_id = ?", (tell_seq, trial_id))
 
     def replay_order(self) -> list[tuple[int, int | None, int | None]]:
         """``(trial_id, asked_after, tell_seq)`` of every trial, by trial id."""
@@ -421,13 +419,15 @@ class TrialStore:
                 " trial_id = excluded.trial_id, state = excluded.state,"
                 " updated_at = excluded.updated_at, node_rank = excluded.node_rank,"
                 " info = COALESCE(excluded.info, info),"
-                " launched_at = COALESCE(launched_at, excluded.launched_at)",
+                # An id seen again after it terminated (an inventory host) is a new machine life.
+                " launched_at = CASE WHEN state = 'terminated' THEN excluded.launched_at"
+                " ELSE COALESCE(launched_at, excluded.launched_at) END,"
+                " terminated_at = CASE WHEN excluded.state = 'terminated' THEN terminated_at"
+                " ELSE NULL END",
                 rows,
             )
 
-    def set_instance_state(
-        self, instance_id: str, state: str, *, at: float | None = None
-    ) -> bool:
+    def set_instance_state(self, instance_id: str, state: str, *, at: float | None = None) -> bool:
         """Update one machine's state; False if the store never recorded that instance.
         ``terminated`` also stops its bill, at ``at`` (default now)."""
         _check(state, INSTANCE_STATES, "instance state")
@@ -443,14 +443,27 @@ class TrialStore:
 
     def remember_host_key(self, instance_id: str, key: str) -> None:
         """Record the host key a fresh machine showed on first contact (trusted from then on)."""
+        self._set_info(instance_id, "host_key", key)
+
+    def _set_info(self, instance_id: str, key: str, value: Any) -> None:
         with self._write() as conn:
             (info,) = conn.execute(
                 "SELECT COALESCE(info, '{}') FROM instances WHERE instance_id = ?", (instance_id,)
             ).fetchone() or ("{}",)
             conn.execute(
                 "UPDATE instances SET info = ? WHERE instance_id = ?",
-                (dumps({**json.loads(info), "host_key": key}), instance_id),
+                (dumps({**json.loads(info), key: value}), instance_id),
             )
+
+    def mark_reached(self, instance_id: str) -> None:
+        """Record that the search reached the machine (so something of it may run there)."""
+        self._set_info(instance_id, "reached", True)
+
+    def was_reached(self, instance_id: str) -> bool:
+        """Whether the machine's current trial ever reached it (nothing of ours runs there if
+        not)."""
+        rows = self._instances(f"WHERE instance_id = '{_sql_text(instance_id)}'")
+        return bool(rows and rows[0].info and rows[0].info.get("reached"))
 
     def host_key(self, instance_id: str) -> str | None:
         """The host key recorded for ``instance_id`` on first contact, if any."""

@@ -30,6 +30,7 @@ __all__ = ["CNNWorkload"]
 
 _SOURCE = "workload 'cnn'"
 _RUN_DIR = "run"
+_HAS_TORCH = "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is None)"
 #: The PyTorch this version is tested with (the ``torch`` extra of the package).
 TORCH = "torch==2.13.0"
 
@@ -51,24 +52,26 @@ class CNNWorkload(Workload):
         self._profile: JobProfile | None = None  # the config is frozen: computed once
 
     def setup_commands(self) -> list[str]:
-        """Use the image's PyTorch when it has one, else install it."""
+        """Use the image's PyTorch when it has one, else install it (finding the module costs
+        milliseconds; importing torch to check would cost seconds on every trial)."""
         python = shlex.quote(self.python)
         install = f"{python} -m pip install --quiet {shlex.quote(self.install)}"
-        return [f"{python} -c 'import torch' 2>/dev/null || {install}"]
+        return [f"{python} -c {shlex.quote(_HAS_TORCH)} || {install}"]
 
     def command(
         self, candidate: Candidate, node_rank: int, master_addr: str, master_port: int
     ) -> str:
         gpus = candidate.offering.gpus_per_node
         settings = {**self.config.to_dict(), "device": "cuda" if gpus else "cpu"}
+        if not gpus and not self.config.threads:
+            settings["threads"] = candidate.offering.vcpus  # a CPU host's size is its threads
         config_path = f"{_RUN_DIR}/run.yaml"  # JSON is YAML
         prepare = (
             f"mkdir -p {_RUN_DIR} && printf '%s' {shlex.quote(json.dumps(settings))}"
             f" > {config_path}"
         )
         train = (
-            f"-m cherrypick.workloads.cnn.train --config {config_path}"
-            f" --output {self.result_path}"
+            f"-m cherrypick.workloads.cnn.train --config {config_path} --output {self.result_path}"
         )
         python = shlex.quote(self.python)
         if candidate.nodes == 1 and gpus <= 1:
