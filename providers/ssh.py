@@ -55,6 +55,9 @@ __all__ = ["CONNECT_LIMIT_S", "InventoryProvider", "Reservations", "trial_dir"]
 #: How long terminating waits for a host to accept a connection before calling it unreachable.
 CONNECT_LIMIT_S = 30.0
 _ID_PREFIX = "ssh:"
+#: The same for a host its trial never reached: it is released whether or not it answers, so
+#: waiting the whole limit for it (after its trial already waited its own) buys nothing.
+UNREACHED_LIMIT_S = 1.0
 #: How soon to ask again for hosts another trial of the search holds.
 HOLD_RETRY_S = 2.0
 
@@ -140,8 +143,9 @@ class InventoryProvider(Provider):
             name = _host_name(instance_id)
             if name not in reserved:
                 continue  # released already: terminating twice is not an error
-            problem = self._clean(name)
-            if problem is not None and not self.store.was_reached(instance_id):
+            reached = self.store.was_reached(instance_id)
+            problem = self._clean(name, self.connect_limit_s if reached else UNREACHED_LIMIT_S)
+            if problem is not None and not reached:
                 problem = None  # never reached by its trial: nothing of ours can run there
             if problem is None:
                 self.store.release_hosts([name])
@@ -250,7 +254,7 @@ class InventoryProvider(Provider):
             extra=MappingProxyType(extra),
         )
 
-    def _clean(self, name: str) -> str | None:
+    def _clean(self, name: str, connect_limit_s: float) -> str | None:
         """Kill the trial's processes on host ``name`` and remove its folder; what went wrong,
         or None."""
         host = self.inventory.host(name)
@@ -258,7 +262,7 @@ class InventoryProvider(Provider):
             return f"not in {self.inventory.source} any more; clean it by hand"
         instance = self._instance(host, 0, {})
         try:
-            with runner_for(instance, connect_limit_s=self.connect_limit_s) as runner:
+            with runner_for(instance, connect_limit_s=connect_limit_s) as runner:
                 kill_all_in(runner, trial_dir(host))
         except CherrypickError as exc:
             return str(exc)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ import pytest
 from cherrypick.providers.base import Instance
 
 from cherrypick.errors import InputError, StoreError
-from cherrypick.store import TrialStore
+from cherrypick.store import SCHEMA_VERSION, TrialStore
 from cherrypick.trials import CandidateRecord
 
 SPEC: dict[str, Any] = {
@@ -220,3 +222,58 @@ def test_worker_threads_share_one_store(tmp_path: Path) -> None:
         assert sorted(r.trial_id for r in store.finished_trials()) == sorted(
             10 * n + i for n in range(4) for i in range(5)
         )
+
+
+#: The schema of version 1 as cherrypick 0.1 wrote it (before trials on real machines).
+_SCHEMA_V1 = """
+CREATE TABLE schema_version (version INTEGER NOT NULL);
+INSERT INTO schema_version VALUES (1);
+CREATE TABLE search (
+    id INTEGER PRIMARY KEY CHECK (id = 1), created_at REAL NOT NULL, updated_at REAL NOT NULL,
+    spec TEXT NOT NULL, seed INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('running', 'finished', 'interrupted', 'failed')),
+    result TEXT
+);
+CREATE TABLE trials (
+    trial_id INTEGER PRIMARY KEY, candidate_key TEXT NOT NULL, candidate TEXT NOT NULL,
+    status TEXT NOT NULL
+        CHECK (status IN ('running', 'ok', 'oom', 'error', 'timeout', 'cancelled')),
+    runtime_s REAL, cost_usd REAL, search_cost_usd REAL, result TEXT,
+    message TEXT NOT NULL DEFAULT '', started_at REAL NOT NULL, finished_at REAL
+);
+CREATE TABLE instances (
+    provider TEXT NOT NULL, instance_id TEXT NOT NULL,
+    trial_id INTEGER NOT NULL REFERENCES trials (trial_id), region TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('launching', 'running', 'terminated', 'unknown')),
+    updated_at REAL NOT NULL, PRIMARY KEY (provider, instance_id)
+);
+"""
+
+
+def test_a_version_1_store_is_upgraded_in_place_and_keeps_its_trials(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    record = candidate(0)
+    with closing(sqlite3.connect(path)) as conn, conn:
+        conn.executescript(_SCHEMA_V1)
+        conn.execute("INSERT INTO search VALUES (1, 1.0, 1.0, '{\"a\": 1}', 3, 'running', NULL)")
+        conn.execute(
+            "INSERT INTO trials VALUES (0, 'k', ?, 'ok', 10.0, 1.0, 0.5, '{}', '', 1.0, 2.0)",
+            (json.dumps(record.to_json()),),
+        )
+        conn.execute("INSERT INTO instances VALUES ('aws', 'i-1', 0, 'r', 'running', 1.0)")
+    with TrialStore(path, create=False) as store:
+        assert store.spec() == {"a": 1} and store.seed() == 3
+        (row,) = store.trials()
+        assert (row.trial_id, row.status, row.runtime_s) == (0, "ok", 10.0)
+        assert [i.instance_id for i in store.live_instances()] == ["i-1"]
+        assert store.replay_order() == [(0, None, None)]
+        # What version 2 adds works on the upgraded file: a new status, launches, reservations.
+        store.start_trial(1, "k2", record, asked_after=1)
+        store.finish_trial(1, "unavailable", None, None, 0.0, None, "no capacity")
+        store.record_launch("c-1", 1, "aws", "r", None, {"cherrypick-trial": "1"})
+        assert store.reserve_hosts("ssh", ["h"], 1) and store.reservations() == {"h": 1}
+        store.heartbeat("me:1")
+        assert store.last_heartbeat()[0] == "me:1"
+    with closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchone()[0] == SCHEMA_VERSION
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []

@@ -30,7 +30,14 @@ from typing import Any
 from cherrypick.errors import CherrypickError, SearchInterrupted, StoreError
 from cherrypick.optimizer import BayesianStrategy, StopRule, Strategy, make_strategy
 from cherrypick.optimizer.base import Observation
-from cherrypick.providers.base import TAG_SEARCH, Candidate, Instance, InstanceState, Provider
+from cherrypick.providers.base import (
+    TAG_SEARCH,
+    AnswersTrials,
+    Candidate,
+    Instance,
+    InstanceState,
+    Provider,
+)
 from cherrypick.runners.base import Runner
 from cherrypick.searching.display import Display, NullDisplay, SearchStatus, TrialEvent
 from cherrypick.searching.result import Choice, SearchResult
@@ -60,12 +67,22 @@ HEARTBEAT_S = 30.0
 FIRST_TRIAL_GUESS_S = 900.0
 
 
+@dataclass(frozen=True)
+class _InFlight:
+    trial_id: int
+    expected_usd: float
+    simulated_start: float
+
+
 @dataclass
 class _Progress:
     trials: int = 0
     spend: float = 0.0
     asked: int = 0
-    in_flight: dict[Future[TrialRow], tuple[int, float]] = field(default_factory=dict)
+    #: Each trial in flight: its id, its expected cost, and when it started on the simulated
+    #: clock (the seconds simulated trials took, summed along each slot).
+    in_flight: dict[Future[TrialRow], _InFlight] = field(default_factory=dict)
+    simulated_now: float = 0.0
     billed: list[float] = field(default_factory=list)
 
 
@@ -91,6 +108,7 @@ class Search:
         self.display: Display = display if display is not None else NullDisplay()
         self.identity = dict(identity if identity is not None else spec.identity())
         self._index = {c.key: i for i, c in enumerate(self.candidates)}
+        self._simulated = all(isinstance(p, AnswersTrials) for p in providers.values())
         self._workload = workload
         self._keys = _SearchKeys(Path(f"{store.path}.keys"), providers)
         self.tag = search_tag(self.identity, spec.seed)
@@ -204,7 +222,7 @@ class Search:
             candidate = self.candidates[indices[0]]
             expected = self._expected_cost(candidate, progress)
             limit = budget.max_search_usd
-            committed = progress.spend + sum(e for _, e in progress.in_flight.values())
+            committed = progress.spend + sum(f.expected_usd for f in progress.in_flight.values())
             if limit is not None and committed + expected > limit:
                 strategy.withdraw(indices[0])
                 return "search budget"
@@ -223,12 +241,23 @@ class Search:
     ) -> None:
         runner = TrialRunner(self.context, trial_id, candidate)
         future = pool.submit(runner.run, asked_after)
-        progress.in_flight[future] = (trial_id, expected)
+        progress.in_flight[future] = _InFlight(trial_id, expected, progress.simulated_now)
 
     def _tell_one(self, strategy: Strategy, progress: _Progress) -> None:
-        """Wait for the next trial in flight to finish and tell the strategy."""
-        done, _ = wait(list(progress.in_flight), return_when=FIRST_COMPLETED)
-        for future in sorted(done, key=lambda f: progress.in_flight[f][0]):
+        """Wait for the next trial in flight to finish and tell the strategy.
+
+        Simulated trials end in no time, in whatever order the threads get to them; so that a
+        dry run is deterministic (and refills as a real one would), they are told in the order
+        they end on the simulated clock instead.
+        """
+        if self._simulated:
+            wait(list(progress.in_flight))
+            first = min(progress.in_flight.items(), key=lambda item: _simulated_end(*item))
+            progress.simulated_now = _simulated_end(*first)[0]
+            done = {first[0]}
+        else:
+            done, _ = wait(list(progress.in_flight), return_when=FIRST_COMPLETED)
+        for future in sorted(done, key=lambda f: progress.in_flight[f].trial_id):
             progress.in_flight.pop(future)
             self._tell(strategy, future.result(), progress)
 
@@ -241,9 +270,8 @@ class Search:
         self.store.set_told(row.trial_id, progress.trials)
         progress.trials += 1
         progress.spend += row.search_cost_usd or 0.0
-        billed = ((row.result or {}).get("trial_seconds") or {}).get("billed_s")
-        if isinstance(billed, int | float):
-            progress.billed.append(float(billed))
+        if row.result and "trial_seconds" in row.result:
+            progress.billed.append(_billed_s(row))
         self._show(strategy, progress)
 
     def _expected_cost(self, candidate: Candidate, progress: _Progress) -> float:
@@ -267,18 +295,30 @@ class Search:
         """Ask and tell as the interrupted run did, up to where it stopped (module docstring)."""
         order = self.store.replay_order()
         asked_after = {t: _asked_after(t, a, self.spec.parallel) for t, a, _ in order}
+        # A store of an older version kept neither: it told in trial order, batch by batch.
+        told = {t: t if a is None else seq for t, a, seq in order if a is None or seq is not None}
         tells = sorted(
-            (row for row in stored.values()),
-            key=lambda r: (_tell_seq(order, r.trial_id), r.trial_id),
+            (r for r in stored.values() if r.trial_id in told), key=lambda r: told[r.trial_id]
         )
+        starts: dict[int, float] = {}  # on the simulated clock, as the interrupted run had them
         while True:
             t = progress.asked
             if t in asked_after and asked_after[t] <= progress.trials:
+                starts[t] = progress.simulated_now
                 self._ask_again(strategy, t, stored, progress, pool)
             elif tells and tells[0].trial_id < progress.asked:
-                self._tell(strategy, tells.pop(0), progress)
+                row = tells.pop(0)
+                progress.simulated_now = starts[row.trial_id] + _billed_s(row)
+                self._tell(strategy, row, progress)
             else:
-                return
+                break
+        # Finished but never told (the run stopped in between): they are in flight again, done,
+        # and the loop tells them when the interrupted run would have.
+        for row in stored.values():
+            if row.trial_id not in told and row.trial_id in starts:
+                done: Future[TrialRow] = Future()
+                done.set_result(row)
+                progress.in_flight[done] = _InFlight(row.trial_id, 0.0, starts[row.trial_id])
 
     def _ask_again(
         self,
@@ -498,16 +538,19 @@ def _remaining(strategy: Strategy) -> float | None:
     return float(scores.values[0]) / value
 
 
+def _billed_s(row: TrialRow) -> float:
+    seconds = ((row.result or {}).get("trial_seconds") or {}).get("billed_s")
+    return float(seconds) if isinstance(seconds, int | float) else 0.0
+
+
+def _simulated_end(future: Future[TrialRow], flight: _InFlight) -> tuple[float, int]:
+    """When a finished simulated trial ended on the simulated clock (ties: by trial id)."""
+    return flight.simulated_start + _billed_s(future.result()), flight.trial_id
+
+
 def _asked_after(trial_id: int, stored: int | None, parallel: int) -> int:
     """When a trial was asked; a store of an older version ran whole batches of ``parallel``."""
     return stored if stored is not None else (trial_id // parallel) * parallel
-
-
-def _tell_seq(order: Sequence[tuple[int, int | None, int | None]], trial_id: int) -> int:
-    for t, _, seq in order:
-        if t == trial_id and seq is not None:
-            return seq
-    return trial_id + 10**9  # finished but never told (a crash in between): after the others
 
 
 def _alternatives(space: SearchSpace) -> Any:
