@@ -160,3 +160,20 @@ def test_folder_data_needs_a_dataset_size_to_simulate() -> None:
         CNNWorkload({"data": "/data/imagenet/train"}).simulation_profile()
     sized = CNNWorkload({"data": "/data/imagenet/train", "dataset_size": 1000})
     assert sized.simulation_profile().data == "folder"
+
+
+def test_progress_is_read_from_the_runs_own_output(tmp_path: Path) -> None:
+    from _tiny import tiny_train_args
+
+    workload = CNNWorkload({})
+    assert workload.progress("loading\n") is None
+    done = subprocess.run(
+        [sys.executable, "-m", "cherrypick.workloads.cnn.train", *tiny_train_args(iterations=6)]
+        + ["--model", "resnet18", "--output", str(tmp_path / "r.json")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert workload.progress(done.stdout) == "iteration 6 of 6"
+    partial = done.stdout.split("iteration 4 of 6")[0]  # as a poll mid-run sees it
+    assert workload.progress(partial) == "iteration 3 of 6"

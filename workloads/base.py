@@ -144,6 +144,11 @@ class Workload(ABC):
     def parse_result(self, raw: bytes) -> TrialResult:
         """Turn the fetched result file into an observation; a malformed file is an ``error``."""
 
+    def progress(self, output: str) -> str | None:
+        """How far a running trial is (e.g. "iteration 12 of 50"), read from the end of the
+        command's output on the first node; None if it does not say."""
+        return None
+
     def simulation_profile(self) -> JobProfile | None:
         """The job's costs for the simulated provider, or None if the workload cannot say."""
         return None

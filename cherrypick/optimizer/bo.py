@@ -149,7 +149,7 @@ class BayesianStrategy(Strategy):
         self._failures = FailureModel(seed)
         # With a prior the acquisition picks from the first trial: no space-filling design.
         self._design = [] if residual else self._initial_design(seed)
-        self._cache: tuple[int, Scores] | None = None
+        self._cache: tuple[tuple[int, int, int], Scores] | None = None
         self._forecasts: dict[int, tuple[float, float]] = {}
         self._errors: list[float] = []
 

@@ -184,7 +184,7 @@ class InstanceRow:
     def from_sql(cls, r: Sequence[Any]) -> InstanceRow:
         """From a row selected as ``INSTANCE_COLUMNS``."""
         info = None if r[9] is None else json.loads(r[9])
-        return cls(*r[:9], info=info)
+        return cls(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], info)
 
 
 @dataclass(frozen=True)

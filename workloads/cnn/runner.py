@@ -161,9 +161,25 @@ def _train(
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         started_age = _process_age_s() - prepare_s
-        iterations = trainer.run(config.run_iterations(samples, world.size), profile_when)
+        report = _progress_printer() if world.rank == 0 else None
+        iterations = trainer.run(config.run_iterations(samples, world.size), profile_when, report)
         facts = _facts(config, trainer, iterations, world, device, samples, started_age)
         return summarize(config, facts, config.layer_costs(), env)
+
+
+#: How a run says how far it is, on stdout (a search polls it to show "iteration k of n").
+PROGRESS_MARK = "cherrypick-progress:"
+#: At most this many progress lines a run: one per iteration would be noise in a long job.
+_PROGRESS_LINES = 50
+
+
+def _progress_printer() -> Callable[[int, int], None]:
+    def report(done: int, total: int) -> None:
+        step = max(1, total // _PROGRESS_LINES)
+        if done % step == 0:
+            print(f"{PROGRESS_MARK} iteration {done + 1} of {total}", flush=True)
+
+    return report
 
 
 @contextlib.contextmanager

@@ -105,11 +105,19 @@ class Trainer:
         self._done: list[Iteration] = []
         self._last_end: Stamp | None = None
 
-    def run(self, iterations: int, profile_when: Callable[[int], bool]) -> list[Iteration]:
-        """Train ``iterations`` more iterations; profile those for which ``profile_when(i)``."""
+    def run(
+        self,
+        iterations: int,
+        profile_when: Callable[[int], bool],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[Iteration]:
+        """Train ``iterations`` more iterations; profile those for which ``profile_when(i)``;
+        ``progress(done, total)`` hears of each one started."""
         self.model.train()
         start = len(self._done) + len(self._pending)
         for index in range(start, start + iterations):
+            if progress is not None:
+                progress(index - start, iterations)
             self._pending.append(self._step(index, profile_when(index)))
             while len(self._pending) > _LAG:
                 self._done.append(self._resolve(self._pending.popleft()))

@@ -30,6 +30,8 @@ __all__ = ["CNNWorkload"]
 
 _SOURCE = "workload 'cnn'"
 _RUN_DIR = "run"
+#: ``cherrypick.workloads.cnn.runner.PROGRESS_MARK`` (that module imports torch; this one must not).
+_PROGRESS_MARK = "cherrypick-progress:"
 _HAS_TORCH = "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is None)"
 #: The PyTorch this version is tested with (the ``torch`` extra of the package).
 TORCH = "torch==2.13.0"
@@ -85,6 +87,13 @@ class CNNWorkload(Workload):
 
     def parse_result(self, raw: bytes) -> TrialResult:
         return parse_result(raw)
+
+    def progress(self, output: str) -> str | None:
+        """How far the run is ("iteration 12 of 50"), from the end of its output."""
+        for line in reversed(output.splitlines()):
+            if line.startswith(_PROGRESS_MARK):
+                return line.removeprefix(_PROGRESS_MARK).strip()
+        return None
 
     def simulation_profile(self) -> JobProfile:
         if self._profile is None:
