@@ -90,7 +90,10 @@ class CNNWorkload(Workload):
 
     def progress(self, output: str) -> str | None:
         """How far the run is ("iteration 12 of 50"), from the end of its output."""
-        for line in reversed(output.splitlines()):
+        lines = output.splitlines()
+        if not output.endswith("\n"):
+            lines = lines[:-1]  # a line still being written
+        for line in reversed(lines):
             if line.startswith(_PROGRESS_MARK):
                 return line.removeprefix(_PROGRESS_MARK).strip()
         return None
