@@ -94,8 +94,9 @@ class CNNWorkload(Workload):
         if not output.endswith("\n"):
             lines = lines[:-1]  # a line still being written
         for line in reversed(lines):
-            if line.startswith(_PROGRESS_MARK):
-                return line.removeprefix(_PROGRESS_MARK).strip()
+            text = line.removeprefix(_PROGRESS_MARK).strip()
+            if line.startswith(_PROGRESS_MARK) and text.endswith(tuple("0123456789")):
+                return text
         return None
 
     def simulation_profile(self) -> JobProfile:
