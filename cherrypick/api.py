@@ -42,6 +42,7 @@ def search(
     gpus: Sequence[str] | None = None,
     max_nodes: int = 4,
     max_price_per_hour: float | None = None,
+    inventory: Path | str | None = None,
     max_trials: int = 20,
     max_search_usd: float | None = None,
     ei_fraction: float = 0.10,
@@ -59,8 +60,9 @@ def search(
 
     ``workload`` is a :class:`Workload` object or a registered name (with ``params``).
     ``objective`` is ``"cost"`` (under ``max_runtime_s``) or ``"runtime"`` (under
-    ``max_cost_usd``). ``provider="simulated"`` is a dry run; ``"cloud"`` launches real machines
-    through each cloud's registered provider; a :class:`Provider` object runs every trial.
+    ``max_cost_usd``). ``provider="simulated"`` is a dry run; ``"cloud"`` runs real trials
+    through each cloud's registered provider (``providers=["ssh"]`` with ``inventory``: your own
+    machines); a :class:`Provider` object runs every trial.
     ``store`` keeps the trials (an existing store of the same search is resumed); by default
     they live in a temporary file. ``progress=True`` shows the trials on stderr (a live table
     on a terminal, else a line per event); a :class:`~cherrypick.searching.display.Display`
@@ -80,6 +82,7 @@ def search(
         budget={"max_trials": max_trials, "max_search_usd": max_search_usd},
         stop={"ei_fraction": ei_fraction, "min_trials": min_trials, "min_chance": min_chance},
         strategy=strategy,
+        inventory=None if inventory is None else str(inventory),
         parallel=parallel,
         seed=seed,
         trial_timeout_s=trial_timeout_s,
