@@ -16,9 +16,9 @@ __all__ = ["CandidateRecord", "TrialStatus"]
 
 class TrialStatus(str, Enum):
     """Where a trial stands. A workload reports ``ok``, ``oom``, ``error`` or ``timeout``;
-    ``unavailable`` (no placement had machines of that type: capacity, not a measurement) and
-    ``cancelled`` (stopped by the user or by a crash of the controller) are the search's;
-    ``running`` is the store's word for a trial in flight."""
+    ``unavailable`` (no placement had machines of that type: capacity, not a measurement) is the
+    search's; ``running`` is the store's word for a trial in flight (or stopped with its search:
+    ``--resume`` runs it again); ``cancelled`` is how stores of older versions say the latter."""
 
     RUNNING = "running"
     OK = "ok"

@@ -154,18 +154,28 @@ class TrialRunner:
             self.trial_id, self.candidate.key, CandidateRecord.of(self.candidate), asked_after
         )
         launched, why = self._launch()
+        if launched is None and c.cancel.is_set():
+            return self._stopped()
         if launched is None:
             return self._finish(TrialStatus.UNAVAILABLE, 0.0, why)
+        outcome: ShellOutcome | None = None
         try:
             outcome = self._execute(launched)
         except Cancelled:
-            outcome = ShellOutcome(TrialResult(TrialStatus.ERROR, None, message="cancelled"))
-            outcome.seconds["cancelled"] = 1.0
+            pass
         except (ProvisioningError, RunnerError, WorkloadError) as exc:
             outcome = ShellOutcome(TrialResult(TrialStatus.ERROR, None, message=str(exc)))
         finally:
             ended, warning = self._terminate(launched)
+        if outcome is None:
+            return self._stopped()
         return self._record(launched, outcome, ended, warning)
+
+    def _stopped(self) -> TrialRow:
+        """The search was stopped during this trial: its machines are gone, and the trial stays
+        unfinished in the store, so that ``--resume`` runs it again (it measured nothing)."""
+        self._event(Phase.DONE, "stopped: --resume runs it again")
+        return self.context.store.trial(self.trial_id)
 
     # -- launch -------------------------------------------------------------------------------
 
@@ -333,9 +343,7 @@ class TrialRunner:
         simulated_bill = seconds.pop("billed_s", None)
         if simulated_bill is None:
             seconds["terminate"] = time.monotonic() - self._terminate_started
-        if "cancelled" in seconds:
-            status = TrialStatus.CANCELLED
-        elif result.feasible:
+        if result.feasible:
             status = TrialStatus.OK
         else:
             status = TrialStatus.ERROR if result.status == TrialStatus.OK else result.status
