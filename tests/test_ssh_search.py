@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-from sshd import LOOPBACK_ALIASES, Sshd
+from sshd import Sshd
 
+from cherrypick.bench.loopback import four_candidates
+from cherrypick.bench.loopback import write_inventory as inventory  # noqa: F401 (test_ssh_faults)
 from cherrypick.store import TrialStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,41 +32,6 @@ TINY = {
     "sample_every": 2,
     "epochs": 1,
 }
-
-
-def inventory(sshd: Sshd, path: Path, hosts: dict[str, dict[str, Any]]) -> Path:
-    """An inventory of hosts that are all this machine, through ``sshd``."""
-    addresses = (sshd.host, *LOOPBACK_ALIASES)
-    entries = [
-        {
-            "name": name,
-            "address": addresses[n],
-            "port": sshd.port,
-            "user": sshd.user,
-            "key_file": str(sshd.client_key),
-            "host_key": sshd.host_key_line,
-            "gpu": "none",
-            "gpus": 0,
-            "memory_gib": 4,
-            "workdir": str(path.parent / "hosts"),
-            "python": sys.executable,
-            **fields,
-        }
-        for n, (name, fields) in enumerate(hosts.items())
-    ]
-    path.write_text(yaml.safe_dump({"hosts": entries}))
-    return path
-
-
-def four_candidates(sshd: Sshd, tmp_path: Path) -> Path:
-    """Two 1-thread hosts and two 2-thread hosts: 1 and 2 nodes of each, 4 candidates."""
-    hosts = {
-        "small-1": {"vcpus": 1, "price_per_hour": 0.10, "labels": {"size": "small"}},
-        "small-2": {"vcpus": 1, "price_per_hour": 0.10, "labels": {"size": "small"}},
-        "big-1": {"vcpus": 2, "price_per_hour": 0.30, "labels": {"size": "big"}},
-        "big-2": {"vcpus": 2, "price_per_hour": 0.30, "labels": {"size": "big"}},
-    }
-    return inventory(sshd, tmp_path / "hosts.yaml", hosts)
 
 
 def search_file(tmp_path: Path, hosts: Path, **overrides: Any) -> Path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -130,6 +131,12 @@ def _add_dryrun(parser: argparse.ArgumentParser) -> None:
         metavar="SIGMA",
         help="override the simulated runs' noise (lognormal sigma, 0.05)",
     )
+    parser.add_argument(
+        "--memory-error",
+        type=float,
+        metavar="SIGMA",
+        help="the simulator's per-GPU memory error (lognormal sigma; default 0, off)",
+    )
     _add_json(parser)
 
 
@@ -144,6 +151,7 @@ def _run_dryrun(args: argparse.Namespace) -> None:
         args.min_trials,
         args.prior,
         args.noise,
+        args.memory_error,
         progress=_progress,
     )
     print(format_outcomes(outcomes))
@@ -189,6 +197,26 @@ def _run_ask(args: argparse.Namespace) -> None:
     for timing in timings:
         print(timing.summary())
     _write_json(args.json, [dataclasses.asdict(t) for t in timings])
+
+
+def _add_loopback(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--trials",
+        type=int,
+        metavar="N",
+        default=5,
+        help="no-op trials timed for the overhead (default 5)",
+    )
+    _add_json(parser)
+
+
+def _run_loopback(args: argparse.Namespace) -> None:
+    from cherrypick.bench.loopback import format_loopback, run_loopback
+
+    _check_json(args.json)
+    result = run_loopback(args.trials, progress=functools.partial(_progress, noun="trials"))
+    print(format_loopback(result))
+    _write_json(args.json, result.as_dict())
 
 
 def _add_tables(parser: argparse.ArgumentParser, strategies: str, budget: int) -> None:
@@ -293,10 +321,10 @@ def _write_json(path: Path | None, data: object) -> None:
     print(f"wrote {path}")
 
 
-def _progress(done: int, total: int) -> None:
+def _progress(done: int, total: int, noun: str = "searches") -> None:
     if sys.stderr.isatty() or done == total or done % max(1, total // 10) == 0:
         end = "\n" if done == total else "\r" if sys.stderr.isatty() else "\n"
-        sys.stderr.write(f"searches {done}/{total}{end}")
+        sys.stderr.write(f"{noun} {done}/{total}{end}")
         sys.stderr.flush()
 
 
@@ -319,4 +347,9 @@ _BENCHES: dict[str, tuple[str, _Add, _Run]] = {
         _run_stop_bound,
     ),
     "ask": ("time one ask() of each strategy over many candidates", _add_ask, _run_ask),
+    "loopback": (
+        "time a real search and each trial's overhead over SSH to this machine (a loopback sshd)",
+        _add_loopback,
+        _run_loopback,
+    ),
 }

@@ -10,6 +10,7 @@ carrying the tail of its output.
 
 from __future__ import annotations
 
+import functools
 import shlex
 import tempfile
 import threading
@@ -36,7 +37,7 @@ __all__ = ["Cancelled", "Execution", "ShellOutcome"]
 SETUP_LIMIT_S = 1800.0
 #: How often a running job is polled: fast at first (short trials), then every few seconds.
 POLL_FIRST_S = 0.25
-POLL_MAX_S = 5.0
+POLL_MAX_S = 2.0
 #: What the machine's own watchdog adds to the trial's limit before it kills the job itself.
 WATCHDOG_MARGIN_S = 300.0
 #: How much of a failed job's output a trial's message keeps.
@@ -72,6 +73,8 @@ class Execution:
     cancel: threading.Event
     phase: Phase
     master_port: int = 29500
+    _ended: list[bool] = field(default_factory=list)
+    _failed_rank: int = 0
     reached: Callable[[Instance], None] = lambda instance: None
     _jobs: list[RemoteJob] = field(default_factory=list)
 
@@ -84,9 +87,11 @@ class Execution:
                 runners = [self.connect(i) for i in self.cluster.instances]
             with clock("setup"):
                 self.phase("setting up", "")
-                paths = self._prepare_all(runners)
-            for runner in runners:
-                runner.close()
+                try:
+                    paths = self._prepare_all(runners)
+                finally:  # a failed set-up too: its connections would stay open until exit
+                    for runner in runners:
+                        runner.close()
             with clock("run"):
                 status = self._start_and_wait(paths)
             with clock("collect"):
@@ -136,7 +141,7 @@ class Execution:
             command = self.workload.command(
                 self.candidate, instance.node_rank, head.internal_ip, self.master_port
             )
-            job = RemoteJob(lambda i=instance: self.connect(i), _workdir(instance), "job")
+            job = RemoteJob(functools.partial(self.connect, instance), _workdir(instance), "job")
             self._jobs.append(job)
             workdir = shlex.quote(_workdir(instance))
             job.start(
@@ -151,10 +156,13 @@ class Execution:
         while True:
             self._raise_if_cancelled()
             codes = [job.poll() for job in self._jobs]
-            if codes[0] is not None and all(c is not None for c in codes):
+            self._ended = [c is not None for c in codes]
+            if all(self._ended):
                 return TrialStatus.OK
-            if any(c is not None and c != 0 for c in codes):
-                return TrialStatus.ERROR  # one rank failed: torchrun stops the others
+            failed = [rank for rank, c in enumerate(codes) if c is not None and c != 0]
+            if failed:
+                self._failed_rank = failed[0]
+                return TrialStatus.ERROR  # one node failed: torchrun stops the others
             elapsed = time.monotonic() - started
             if elapsed > self.timeout_s:
                 return TrialStatus.TIMEOUT
@@ -163,11 +171,10 @@ class Execution:
             pause = min(pause * 2, POLL_MAX_S)
 
     def _progress(self) -> str:
-        describe = getattr(self.workload, "progress", None)
-        if describe is None:
-            return ""
+        if type(self.workload).progress is Workload.progress:
+            return ""  # the workload does not say: no connection spent on asking
         try:
-            text = describe(self._jobs[0].output_tail(2000))
+            text = self.workload.progress(self._jobs[0].output_tail(2000))
         except RunnerError:
             return "reconnecting"
         return "" if text is None else str(text)
@@ -199,11 +206,21 @@ class Execution:
             return local.read_bytes()
 
     def _failure_message(self) -> str:
-        """Why the job ended without a result: its exit code and the end of its output."""
+        """Why the job ended without a result: the failing node's exit code and the end of its
+        output."""
+        from cherrypick.runners.job import LOST
+
         self._fetch_logs()
-        code = self._jobs[0].poll()
-        tail = self._jobs[0].output_tail(MESSAGE_TAIL).strip()
-        return f"the workload exited with {code} and wrote no result: {tail}"
+        job = self._jobs[self._failed_rank]
+        code = job.poll()
+        tail = job.output_tail(MESSAGE_TAIL).strip()
+        node = f"node {self._failed_rank}: " if len(self._jobs) > 1 else ""
+        if code == LOST:
+            return (
+                f"{node}the workload's processes vanished without an exit code (killed from"
+                f" outside: out of memory, a reboot?) and wrote no result: {tail}"
+            )
+        return f"{node}the workload exited with {code} and wrote no result: {tail}"
 
     def _fetch_logs(self) -> None:
         for rank, job in enumerate(self._jobs):
@@ -215,11 +232,14 @@ class Execution:
         self.log.flush()
 
     def _kill_jobs(self) -> None:
-        for job in self._jobs:
+        """Kill the jobs that have not ended (their process groups); ended ones cost nothing."""
+        running = [j for j, ended in zip(self._jobs, self._ended, strict=False) if not ended]
+        for job in running + self._jobs[len(self._ended) :]:
             try:
                 job.kill()
             except RunnerError as exc:
                 self.log.write(f"cannot kill {job}: {exc}\n")
+        self._ended = [True] * len(self._jobs)
 
     def _raise_if_cancelled(self) -> None:
         if self.cancel.is_set():
