@@ -66,11 +66,14 @@ _ADDRESS = r"^[A-Za-z0-9][A-Za-z0-9.:_-]*$"
 # Paths reach a shell on the host; keep them to characters no shell reads specially.
 _PATH = r"^[A-Za-z0-9._/~+-]+$"
 _ABSOLUTE = r"^/[A-Za-z0-9._/+-]*$"
+# A program name or path: reaches the host's shell quoted, where ``~`` would not be expanded.
+_PROGRAM = r"^[A-Za-z0-9._/+-]+$"
 _PATTERNS = {
     _NAME: "letters, digits, '.', '_' and '-', starting with a letter or digit",
     _ADDRESS: "a host name, an IP address, or local",
     _PATH: "a path of letters, digits and . _ / ~ + -",
     _ABSOLUTE: "an absolute path of letters, digits and . _ / + -",
+    _PROGRAM: "a program name or path of letters, digits and . _ / + - (no ~: it is not expanded)",
 }
 _HOST_KEY_TYPES = ("ssh-ed25519", "ecdsa-sha2-", "ssh-rsa", "sk-")
 
@@ -91,7 +94,7 @@ class _Defaults(_Model):
     key_file: Annotated[str, Field(pattern=_PATH)] = "~/.ssh/id_ed25519"
     port: _Port = 22
     workdir: Annotated[str, Field(pattern=_ABSOLUTE)] = "/tmp"
-    python: Annotated[str, Field(pattern=_PATH)] = "python3"
+    python: Annotated[str, Field(pattern=_PROGRAM)] = "python3"
 
 
 class _HostEntry(_Model):
@@ -103,7 +106,7 @@ class _HostEntry(_Model):
     host_key: str | None = None
     known_hosts: Annotated[str, Field(pattern=_PATH)] | None = None
     workdir: Annotated[str, Field(pattern=_ABSOLUTE)] | None = None
-    python: Annotated[str, Field(pattern=_PATH)] | None = None
+    python: Annotated[str, Field(pattern=_PROGRAM)] | None = None
     gpu: str
     gpus: _Count
     vcpus: _Positive

@@ -46,6 +46,9 @@ ALLOWED = {
     " reinstall the environment it runs in",
     "python -m pip install -e .[test]": "what .ci/run does before it runs the tests",
     "python -m pytest -n 2 -q": "the whole test suite, this file included: what CI runs",
+    "cherrypick bench loopback --trials 5": "a minute and a half of real training over SSH;"
+    " covered by tests/test_bench_loopback.py (the overhead part, through the same command) and"
+    " tests/test_ssh_search.py (the same 4-trial search)",
     TORCHRUN: "needs two machines with 8 GPUs each; covered by tests/test_cnn_ddp.py::"
     "test_two_ranks_train_with_gloo_and_rank0_merges, which runs the same module under"
     " torch.distributed.run with two CPU processes",
@@ -326,8 +329,10 @@ def _bench(argv: list[str]) -> Case:
 
 def _ranking(done: subprocess.CompletedProcess[str], cwd: Path) -> None:
     gpus = [line.split()[0] for line in done.stdout.splitlines()[1:] if line.strip()]
-    order = ["H100", "A100", "L40S", "V100", "A10", "A10G", "L4", "T4"]  # as docs/design.md says
+    order = ["H100", "A100", "L40S", "V100", "A10", "A10G"]  # as docs/design.md says
     assert [g for g in gpus if g in order] == order, gpus
+    last = [g for g in gpus if g in (*order, "L4", "T4")][-2:]
+    assert sorted(last) == ["L4", "T4"], gpus  # "T4 ~ L4", the slowest of these
 
 
 def _refresh(argv: list[str], command: str) -> Case:
@@ -356,6 +361,8 @@ def _case(argv: list[str]) -> Case:
         return _cleanup(argv)
     if program == "python" and rest[:2] == ["-m", "cherrypick.perfmodel"]:
         return Case(argv, _ranking)
+    if program == "python" and rest[:2] == ["-m", "cherrypick.perfmodel.published"]:
+        return Case(argv, _expect("mean absolute error: ", "Lambda PyTorch benchmark"))
     if program == "python" and rest[:2] == ["-m", "cherrypick.catalog.refresh"]:
         return _refresh(argv, command)
     if program == "python" and rest[:2] == ["-m", "cherrypick.workloads.cnn.train"]:

@@ -192,7 +192,11 @@ class Execution:
         if raw is None:
             return TrialResult(TrialStatus.ERROR, None, message=self._failure_message())
         self._fetch_logs()
-        return self.workload.parse_result(raw)
+        try:
+            return self.workload.parse_result(raw)
+        except Exception as exc:  # a workload's own parser: its bug is this trial's error
+            message = f"the workload cannot parse its result file: {type(exc).__name__}: {exc}"
+            return TrialResult(TrialStatus.ERROR, None, message=message[:MESSAGE_TAIL])
 
     def _fetch_result(self) -> bytes | None:
         head = self._jobs[0]

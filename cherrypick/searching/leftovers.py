@@ -93,19 +93,23 @@ def terminate_leftovers(
     leftovers: Iterable[Leftover], providers: Mapping[str, Provider], store: Path | None = None
 ) -> list[str]:
     """End the leftovers (confirmed by a query) and record it in ``store``; one line each."""
-    lines = []
+    lines: list[str] = []
     groups: dict[tuple[str, str], list[Leftover]] = {}
     for item in leftovers:
         groups.setdefault((item.provider, item.region), []).append(item)
+    everything = True
     for (name, region), items in groups.items():
         ids = [i.instance_id for i in items]
         provider = providers.get(name)
         gone = [] if provider is None else _end(provider, region, ids, lines)
         if provider is None:
             lines.append(f"cannot end {', '.join(ids)}: no provider '{name}' is configured")
+        everything = everything and len(gone) == len(ids)
         if store is not None:
             _record(store, gone)
         lines += [f"terminated {name} {region} {i}" for i in gone]
+    if store is not None and everything:
+        _close_launches(store)  # only now: a launch of a machine still up must stay findable
     return lines
 
 
@@ -126,9 +130,12 @@ def _record(path: Path, gone: Sequence[str]) -> None:
     with TrialStore(path, create=False) as store:
         for instance_id in gone:
             store.set_instance_state(instance_id, "terminated")
-        if gone:
-            for launch in store.open_launches():
-                store.set_launch_state(launch.cluster_name, "terminated")
+
+
+def _close_launches(path: Path) -> None:
+    with TrialStore(path, create=False) as store:
+        for launch in store.open_launches():
+            store.set_launch_state(launch.cluster_name, "terminated")
 
 
 def _live_owner(store: TrialStore) -> str | None:
@@ -145,13 +152,18 @@ def _live_owner(store: TrialStore) -> str | None:
 
 
 def _pid_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, killed but not reaped, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no /proc (not Linux): the signal's answer stands
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _from_store(store: TrialStore, source: str) -> list[Leftover]:

@@ -21,6 +21,7 @@ from cherrypick.spec import SearchSpec
 from cherrypick.workloads.base import Workload, create_workload
 
 __all__ = [
+    "MIN_FIT",
     "SearchSpace",
     "build_problem",
     "build_providers",
@@ -118,25 +119,40 @@ def build_problem(
     candidates = space.candidates
     prices = np.array([c.price_per_hour for c in candidates], dtype=np.float64)
     prior = None if workload is None else performance_prior(candidates, workload, space.gpus)
+    runtimes, fits = (None, None) if prior is None else prior
     _, groups = np.unique([c.offering.gpu for c in candidates], return_inverse=True)
     return Problem(
-        space.features, prices, objective, space.feature_names, prior, groups.astype(np.int64)
+        space.features,
+        prices,
+        objective,
+        space.feature_names,
+        runtimes,
+        groups.astype(np.int64),
+        prior_fit=fits,
     )
+
+
+#: Below this chance of fitting in memory a candidate is a predicted failure (NaN): a trial would
+#: be wasted 19 times in 20. Above it, the prior gives its runtime and the odds (``prior_fit``).
+MIN_FIT = 0.05
 
 
 def performance_prior(
     candidates: Sequence[Candidate], workload: Workload, gpus: Mapping[str, GpuSpec]
-) -> NDArray[np.float64] | None:
-    """Each candidate's runtime as the performance model predicts it (NaN: predicted to fail),
-    or None if the workload can be neither profiled nor estimated."""
+) -> tuple[NDArray[np.float64], NDArray[np.float64]] | None:
+    """Each candidate's runtime as the performance model predicts it (NaN: predicted to fail,
+    fitting in memory with a chance under ``MIN_FIT``) and its chance of fitting in memory, or
+    None if the workload can be neither profiled nor estimated."""
     from cherrypick.perfmodel import PerformanceModel
 
     model = PerformanceModel(gpus)
     try:
-        runtimes = [model.runtime(candidate, workload) for candidate in candidates]
+        runtimes = [model.runtime(c, workload, min_fit=MIN_FIT) for c in candidates]
+        fits = [model.fit_probability(c, workload) for c in candidates]
     except WorkloadError:
         return None  # a workload that can be neither profiled nor estimated has no prior
-    return np.array([math.nan if r is None else r for r in runtimes], dtype=np.float64)
+    runtime = np.array([math.nan if r is None else r for r in runtimes], dtype=np.float64)
+    return runtime, np.array(fits, dtype=np.float64)
 
 
 def build_workload(spec: SearchSpec) -> Workload:
@@ -165,6 +181,7 @@ def build_providers(
             gpus=space.gpus,
             noise=sim.noise if run_noise else 0.0,
             model_error=sim.model_error,
+            memory_error=sim.memory_error,
             capacity_error_rate=sim.capacity_error_rate,
         )
         return {cloud: simulator for cloud in clouds}
@@ -184,7 +201,8 @@ def _provider(name: str, spec: SearchSpec, store: Any) -> Provider:
     from cherrypick.providers.inventory import load_inventory
 
     assert spec.inventory is not None  # ssh offerings come from the inventory only
-    return provider_registry.create("ssh", load_inventory(spec.inventory), store)
+    inventory = load_inventory(spec.inventory)
+    return provider_registry.create("ssh", inventory, store, connect_limit_s=spec.connect_limit_s)
 
 
 def search_tag(identity: Mapping[str, Any], seed: int) -> str:
