@@ -100,7 +100,8 @@ class JobProfile:
 
     ``batch_size`` is per GPU (or per process on CPU); the global batch grows with the GPU count.
     ``calibration`` optionally carries measured times (e.g. from ``cherrypick profile``) that a
-    model may scale from instead of starting from peak numbers.
+    model may scale from instead of starting from peak numbers. ``channels_last``: activations
+    in NHWC layout rather than PyTorch's default NCHW.
     """
 
     layers: tuple[LayerCost, ...]
@@ -113,6 +114,7 @@ class JobProfile:
     precision: str
     data: str
     calibration: Mapping[str, Any] | None = None
+    channels_last: bool = False
 
     @property
     def forward_flops(self) -> float:

@@ -1,9 +1,10 @@
 """The performance model: a training job's iteration and run time on one candidate, noise-free.
 
 Each layer's forward and backward run at the roofline of the GPU (the slower of compute at an
-achievable fraction of peak and memory traffic at an achievable fraction of bandwidth) plus a
-kernel launch cost. Around the layers: data loading on the vCPUs (overlapped with the GPU),
-the host-to-device copy over PCIe, the SGD step, and DDP's all-reduce overlapped with backward
+achievable fraction of peak and memory traffic at an achievable fraction of bandwidth, the
+traffic larger where tensor cores work on NCHW tensors) plus a kernel launch cost. Around the
+layers: data loading on the vCPUs (overlapped with the GPU), the host-to-device copy over PCIe,
+the SGD step, and DDP's all-reduce overlapped with backward
 (``cherrypick.perfmodel.communication``). A measured profile replaces the roofline per layer when
 given (``cherrypick.perfmodel.calibrate``). Sources of the constants are named where they are
 defined.
@@ -24,14 +25,17 @@ __all__ = [
     "COMPUTE_EFFICIENCY",
     "JPEG_IMAGES_PER_S_PER_VCPU",
     "MEMORY_EFFICIENCY",
+    "NCHW_TENSOR_CORE_TRAFFIC",
     "LayerTime",
     "Prediction",
     "compute_tflops",
     "memory_breakdown",
     "memory_bytes",
+    "on_tensor_cores",
     "pcie_gbs",
     "predict",
     "roofline_s",
+    "traffic_factor",
 ]
 
 #: Achievable fractions of peak FLOP/s and of peak memory bandwidth: PALEO's (ICLR 2017)
@@ -41,8 +45,19 @@ MEMORY_EFFICIENCY = 0.72
 #: Tensor cores are fed far below their peak by convolutions of a whole network: NVIDIA's
 #: published ResNet-50 AMP training rates (V100 ~1,400, A100 ~2,700 images/s, at ~24.6 GFLOP
 #: per image for forward + backward) are 20-30 % of the tensor peak, so on top of the PALEO
-#: fraction we take half of the tensor peak (documented model choice, not a measurement).
+#: fraction we take half of the tensor peak (documented model choice, not a measurement). Those
+#: are channels-last runs; against NVIDIA's NHWC PyTorch figures it is 1-15% optimistic.
 TENSOR_CORE_FRACTION = 0.5
+#: cuDNN's tensor-core convolutions work on NHWC tensors, so in PyTorch's default NCHW layout
+#: each one's input and output are transposed around it, more passes over the activations that
+#: the streamed bytes of the layer do not count (MosaicML Composer's channels-last method card:
+#: ResNet-50 about 30% faster in NHWC on V100 and A100). Evidence for the factor: NVIDIA's own
+#: ResNet-50 (DeepLearningExamples, batch 256, AMP) trains at 1,200 images/s on V100 in NHWC
+#: (NVIDIA's README) and 833 in NCHW (Lambda's benchmark), x1.44; traffic x1.75 gives the model
+#: x1.43 there (x1.47 on A100 80GB, where the same pair of sources measures x1.56). TF32 pays it
+#: too: Lambda's TF32 ResNet-50 goes from 1,066 images/s on A100 80GB to 1,753 on H100, x1.64 as
+#: memory bandwidth (x1.64), not as TF32 peak (x3.2). docs/perfmodel.md has the comparison.
+NCHW_TENSOR_CORE_TRAFFIC = 1.75
 #: Each named layer launches several kernels per pass (conv, norm, activation); a few
 #: microseconds each is the usual CUDA launch cost, so 30 us per layer and pass.
 LAYER_OVERHEAD_S = 30e-6
@@ -126,6 +141,23 @@ def compute_tflops(spec: GpuSpec, precision: str) -> float:
     return max(tensor * TENSOR_CORE_FRACTION, spec.fp32_tflops) * COMPUTE_EFFICIENCY
 
 
+def on_tensor_cores(spec: GpuSpec, precision: str) -> bool:
+    """Whether convolutions at ``precision`` run on tensor cores: TF32 for fp32 (Ampere on,
+    PyTorch's cuDNN default), fp16 and bf16 where the datasheet has them. Volta and Turing list
+    no TF32 but fp16 at 8x their FP32 rate; P100's fp16 at 2x is its FP32 units on pairs."""
+    rates = {"fp32": spec.tf32_tflops, "fp16": spec.fp16_tflops, "bf16": spec.bf16_tflops}
+    rate = rates.get(precision)
+    return rate is not None and (spec.tf32_tflops is not None or rate >= 4 * spec.fp32_tflops)
+
+
+def traffic_factor(profile: JobProfile, spec: GpuSpec) -> float:
+    """Memory traffic of the layers over their streamed bytes: the NCHW transposes around
+    tensor-core convolutions (:data:`NCHW_TENSOR_CORE_TRAFFIC`), none in channels-last."""
+    if profile.channels_last or not on_tensor_cores(spec, profile.precision):
+        return 1.0
+    return NCHW_TENSOR_CORE_TRAFFIC
+
+
 def roofline_s(flops: float, traffic_bytes: float, spec: GpuSpec, precision: str) -> float:
     """Seconds for work bound by whichever of compute and memory traffic is slower."""
     compute = flops / (compute_tflops(spec, precision) * 1e12)
@@ -135,14 +167,14 @@ def roofline_s(flops: float, traffic_bytes: float, spec: GpuSpec, precision: str
 
 def roofline_layers(profile: JobProfile, spec: GpuSpec) -> tuple[LayerTime, ...]:
     """Per-layer times from FLOPs and bytes; bytes split by FLOPs share (backward moves more)."""
+    factor = traffic_factor(profile, spec)
     rows = []
     for layer in profile.layers:
         flops = layer.forward_flops + layer.backward_flops
         fwd_share = layer.forward_flops / flops if flops else 1 / 3
-        fwd = roofline_s(layer.forward_flops, layer.bytes * fwd_share, spec, profile.precision)
-        bwd = roofline_s(
-            layer.backward_flops, layer.bytes * (1 - fwd_share), spec, profile.precision
-        )
+        traffic = layer.bytes * factor
+        fwd = roofline_s(layer.forward_flops, traffic * fwd_share, spec, profile.precision)
+        bwd = roofline_s(layer.backward_flops, traffic * (1 - fwd_share), spec, profile.precision)
         rows.append(LayerTime(layer.name, fwd + LAYER_OVERHEAD_S, bwd + LAYER_OVERHEAD_S))
     return tuple(rows)
 

@@ -296,9 +296,7 @@ class Search:
         order = self.store.replay_order()
         asked_after = {t: _asked_after(t, a, self.spec.parallel) for t, a, _ in order}
         # A store of an older version kept neither: it told in trial order, batch by batch.
-        told = {
-            t: t if seq is None else seq for t, a, seq in order if a is None or seq is not None
-        }
+        told = {t: t if seq is None else seq for t, a, seq in order if a is None or seq is not None}
         tells = sorted(
             (r for r in stored.values() if r.trial_id in told), key=lambda r: told[r.trial_id]
         )

@@ -124,6 +124,7 @@ class CNNWorkload(Workload):
             precision=config.precision,
             data=config.data_kind,
             calibration=self.calibration,
+            channels_last=config.channels_last,
         )
 
 
