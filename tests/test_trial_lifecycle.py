@@ -1,13 +1,16 @@
-"""One trial's life on the simulated provider: placements and capacity, the spend budget with
-trials in flight, the search's SSH key, and the launch intent a crash leaves behind."""
+"""One trial's life: placements and capacity, the spend budget with trials in flight, the
+search's SSH key (on the simulated provider), and hosts that another trial of the search holds
+(on local inventory hosts)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from cherrypick.providers.base import LaunchRequest, ProvisionRecord
+import yaml
+from cherrypick.providers.base import Candidate, LaunchRequest, ProvisionRecord
 from cherrypick.providers.simulated import SimulatedProvider
+from cherrypick.workloads.base import TrialResult, Workload
 from test_search import Steps
 
 from cherrypick.api import search
@@ -105,3 +108,44 @@ def test_the_search_key_reaches_fresh_machines_and_is_gone_afterwards(tmp_path: 
     assert len(private) > 60
     stored = store.read_bytes().decode(errors="replace")
     assert private[:40] not in stored and public.split()[1] not in stored
+
+
+class Sleeper(Workload):
+    """Sleeps a moment on every node, then rank 0 writes how long the job would take."""
+
+    name = "sleeper"
+    result_path = "result.json"
+
+    def setup_commands(self) -> list[str]:
+        return []
+
+    def command(self, candidate: Candidate, node_rank: int, addr: str, port: int) -> str:
+        seconds = 3600 / candidate.nodes
+        write = f"echo {seconds} > result.json" if node_rank == 0 else "true"
+        return f"sleep 1 && {write}"
+
+    def parse_result(self, raw: bytes) -> TrialResult:
+        return TrialResult("ok", float(raw))
+
+
+def test_a_trial_waits_for_hosts_another_trial_of_the_search_holds(tmp_path: Path) -> None:
+    hosts = [
+        {"name": f"h{i}", "address": "local", "gpu": "none", "gpus": 0, "vcpus": 1,
+         "memory_gib": 1, "price_per_hour": 0.1, "workdir": str(tmp_path / "hosts")}
+        for i in range(2)
+    ]  # fmt: skip
+    inventory = tmp_path / "hosts.yaml"
+    inventory.write_text(yaml.safe_dump({"hosts": hosts}))
+    result = search(
+        Sleeper(), "runtime", provider="cloud", providers=["ssh"], inventory=inventory,
+        max_nodes=2, max_trials=2, min_trials=2, parallel=2, store=tmp_path / "s.sqlite",
+    )  # fmt: skip
+    with TrialStore(tmp_path / "s.sqlite", create=False) as store:
+        rows = store.trials()
+        assert store.reservations() == {}
+    # One node and two nodes of the same two hosts: both ran, one after the other.
+    assert sorted(r.candidate.nodes for r in rows) == [1, 2]
+    assert [r.status for r in rows] == ["ok", "ok"], [r.message for r in rows]
+    first, second = sorted(rows, key=lambda r: r.finished_at or 0)
+    assert second.started_at < first.finished_at  # asked while the first was in flight
+    assert result.recommendation is not None and result.recommendation.nodes == 2
