@@ -95,10 +95,19 @@ class StopSpec(_Section):
 
 
 class SimulatorSpec(_Section):
-    """How the dry run's simulated cloud departs from the performance model (lognormal sigmas)."""
+    """How the dry run's simulated cloud departs from the performance model (lognormal sigmas).
+
+    ``noise``: one run's, by hardware. ``model_error``: the model's speed error, one factor per
+    GPU model (and per provider network, growing with the nodes). ``memory_error``: the model's
+    memory error, one factor per GPU model on what the memory model estimates (allocator slack,
+    workspaces, CUDA context), so that its out-of-memory verdict near a GPU's limit can be wrong
+    both ways; 0 (off) by default, 0.5 is what the search's prior assumes. ``capacity_error_rate``:
+    the share of launches refused for want of capacity. ``SimulatedProvider`` documents each.
+    """
 
     noise: float = Field(default=0.05, ge=0, le=1)
     model_error: float = Field(default=0.10, ge=0, le=1)
+    memory_error: float = Field(default=0.0, ge=0, le=1)
     capacity_error_rate: float = Field(default=0.0, ge=0, le=1)
 
 

@@ -3,9 +3,10 @@
 It launches make-believe machines (failing with ``CapacityError`` at a configurable rate), and
 answers each trial from the workload's own estimate or from the performance model
 (``cherrypick.perfmodel``) of the workload's :class:`JobProfile` on the candidate's hardware,
-times cloud-like noise. Every random draw is seeded by a stable hash of (seed, candidate, purpose),
-not by call order, so any order of trials, a resumed search and an exhaustive sweep all see the same
-value for the same candidate.
+times cloud-like noise; optionally its memory need departs from the model's too, so that the
+model's out-of-memory verdict can be wrong (``memory_error``). Every random draw is seeded by a
+stable hash of (seed, candidate, purpose), not by call order, so any order of trials, a resumed
+search and an exhaustive sweep all see the same value for the same candidate.
 """
 
 from __future__ import annotations
@@ -31,7 +32,13 @@ from cherrypick.workloads.base import JobProfile, TrialResult, Workload
 
 from cherrypick.catalog.gpus import GpuSpec
 from cherrypick.errors import CapacityError, ProvisioningError, WorkloadError
-from cherrypick.perfmodel import STARTUP_S, PerformanceModel, Prediction, job_profile
+from cherrypick.perfmodel import (
+    STARTUP_S,
+    PerformanceModel,
+    Prediction,
+    job_profile,
+    memory_parts,
+)
 from cherrypick.trials import TrialStatus
 
 __all__ = ["Prediction", "SimulatedProvider"]
@@ -59,19 +66,22 @@ class SimulatedProvider(Provider):
         capacity_error_rate: float = 0.0,
         noise: float = 0.05,
         model_error: float = 0.10,
+        memory_error: float = 0.0,
         boot_s: tuple[float, float] = (45.0, 150.0),
     ) -> None:
         if not 0.0 <= capacity_error_rate <= 1.0:
             raise ValueError("capacity_error_rate must be in [0, 1]")
-        if noise < 0 or model_error < 0 or not 0 <= boot_s[0] <= boot_s[1]:
+        if min(noise, model_error, memory_error) < 0 or not 0 <= boot_s[0] <= boot_s[1]:
             raise ValueError(
-                "noise and model_error must be >= 0 and boot_s an ordered (low, high) pair"
+                "noise, model_error and memory_error must be >= 0 and boot_s an ordered"
+                " (low, high) pair"
             )
         self.seed = seed
         self.model = PerformanceModel(gpus)
         self.capacity_error_rate = capacity_error_rate
         self.noise = noise
         self.model_error = model_error
+        self.memory_error = memory_error
         self.boot_range = boot_s
         self._attempts: dict[str, int] = {}
         self._running: dict[str, Instance] = {}
@@ -137,7 +147,9 @@ class SimulatedProvider(Provider):
             raise WorkloadError("the simulator models GPU machines only; run without --dry-run")
         profile = job_profile(workload)
         prediction = self.model.predict(candidate, profile)
-        result, run_s = _trial(prediction, factor, timeout_s)
+        estimated = memory_parts(profile)[1]
+        need = prediction.memory_bytes + estimated * (self.memory_factor(candidate) - 1.0)
+        result, run_s = _trial(prediction, need, factor, timeout_s)
         return TrialRun(result, boot, _setup_s(candidate, profile), run_s)
 
     def noise_factor(self, candidate: Candidate) -> float:
@@ -159,6 +171,18 @@ class SimulatedProvider(Provider):
         z_gpu = self._normal(o.gpu, "model-gpu")
         z_net = self._normal(o.provider, "model-network") * math.log2(candidate.nodes) / 2
         return float(math.exp(self.noise * z_run + self.model_error * (z_gpu + z_net)))
+
+    def memory_factor(self, candidate: Candidate) -> float:
+        """How far the simulated cloud's memory overheads are from the model's for ``candidate``.
+
+        A lognormal factor, median 1 and sigma ``memory_error`` (0, off, by default), one per GPU
+        model, on the items the memory model estimates (allocator slack, library workspaces, CUDA
+        context: ``cherrypick.perfmodel.model.ESTIMATED_MEMORY``); what it counts (weights,
+        optimiser state, saved activations) it gets right. They differ by GPU because the
+        kernels, the cuDNN algorithms and their workspaces do. At 0.5, what the prior assumes
+        (``MEMORY_SIGMA``), a job near a GPU's memory fits or not as the prior's odds say.
+        """
+        return float(math.exp(self.memory_error * self._normal(candidate.offering.gpu, "memory")))
 
     def _normal(self, key: str, purpose: str) -> float:
         rng = np.random.default_rng(_stable_seed(self.seed, key, purpose, 0))
@@ -187,22 +211,24 @@ def _stable_seed(*parts: Any) -> int:
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
 
 
-def _trial(prediction: Prediction, factor: float, timeout_s: float) -> tuple[TrialResult, float]:
-    """The observation and how long the short trial ran."""
-    if prediction.oom:
-        need, limit = prediction.memory_bytes / 2**30, prediction.memory_limit_bytes / 2**30
-        message = f"CUDA out of memory (simulated): needs {need:.1f} GiB of {limit:.1f} GiB"
-        return TrialResult(TrialStatus.OOM, None, _details(prediction, factor), message), STARTUP_S
+def _trial(
+    prediction: Prediction, need: float, factor: float, timeout_s: float
+) -> tuple[TrialResult, float]:
+    """The observation and how long the short trial ran; ``need``: its peak memory, bytes."""
+    details = _details(prediction, need, factor)
+    if need > prediction.memory_limit_bytes:
+        gib, limit = need / 2**30, prediction.memory_limit_bytes / 2**30
+        message = f"CUDA out of memory (simulated): needs {gib:.1f} GiB of {limit:.1f} GiB"
+        return TrialResult(TrialStatus.OOM, None, details, message), STARTUP_S
     run_s = min(STARTUP_S + TRIAL_ITERATIONS * prediction.iteration_s * factor, TRIAL_CAP_S)
     if run_s > timeout_s:
         message = f"trial ran past its {timeout_s:.0f} s limit (simulated)"
-        timed_out = TrialResult(TrialStatus.TIMEOUT, None, _details(prediction, factor), message)
-        return timed_out, timeout_s
+        return TrialResult(TrialStatus.TIMEOUT, None, details, message), timeout_s
     runtime = prediction.runtime_s * factor
-    return TrialResult(TrialStatus.OK, runtime, _details(prediction, factor)), run_s
+    return TrialResult(TrialStatus.OK, runtime, details), run_s
 
 
-def _details(prediction: Prediction, factor: float) -> dict[str, Any]:
+def _details(prediction: Prediction, need: float, factor: float) -> dict[str, Any]:
     """A dict shaped like the CNN workload's result JSON, noise applied to every time."""
     iteration_s = prediction.iteration_s * factor
     return {
@@ -220,7 +246,7 @@ def _details(prediction: Prediction, factor: float) -> dict[str, Any]:
             }
             for t in prediction.layers
         ],
-        "memory": {"peak_gpu_bytes": prediction.memory_bytes},
+        "memory": {"peak_gpu_bytes": need},
         "job": {"global_batch": prediction.global_batch, "iterations": prediction.iterations},
     }
 

@@ -37,6 +37,7 @@ ASK = ["ask", "--strategy", "random", "--candidates", "40", "--features", "4"]
         (["dryrun", "--seeds", "0"], "--seeds must be >= 1, got 0"),
         (["dryrun", "--jobs", "0"], "--jobs must be >= 1, got 0"),
         (["dryrun", "--noise", "1.5"], "--noise must be in [0, 1], got 1.5"),
+        (["dryrun", "--memory-error", "-0.1"], "--memory-error must be in [0, 1], got -0.1"),
         (["dryrun", "--ei-fraction", "-1"], "--ei-fraction must be >= 0, got -1.0"),
         (["dryrun", "--min-trials", "0"], "--min-trials must be >= 1, got 0"),
         (["dryrun", "--json", "{tmp}/no/d.json"], "--json {tmp}/no/d.json: no folder {tmp}/no"),

@@ -208,3 +208,67 @@ def test_run_wait_query_list_terminate_lifecycle() -> None:
 
 def test_registered_by_name() -> None:
     assert isinstance(provider_registry.create("simulated"), SimulatedProvider)
+
+
+def _near(batch: int) -> CNNWorkload:
+    """ResNet-50 in fp16 near the 16 GiB of a T4 or a V100: at 304 the model says it fits
+    (14.9 GiB), at 336 that it does not (16.3 GiB)."""
+    return CNNWorkload({"model": "resnet50", "batch_size": batch, "precision": "fp16"})
+
+
+def test_memory_error_is_one_factor_per_gpu_drawn_from_the_seed() -> None:
+    provider = SimulatedProvider(4, gpus=GPUS, memory_error=0.5)
+    factors = {c.key: provider.memory_factor(c) for c in CANDIDATES}
+    by_gpu: dict[str, set[float]] = {}
+    for c in CANDIDATES:
+        by_gpu.setdefault(c.offering.gpu, set()).add(factors[c.key])
+    assert all(len(f) == 1 for f in by_gpu.values())
+    assert len(set(factors.values())) == len(by_gpu) == 3
+    other = SimulatedProvider(5, gpus=GPUS, memory_error=0.5)
+    assert all(other.memory_factor(c) != factors[c.key] for c in CANDIDATES)
+    assert {SimulatedProvider(4, gpus=GPUS).memory_factor(c) for c in CANDIDATES} == {1.0}
+    near = _near(336)
+    forward = {c.key: provider.execute(c, [], near, 3600) for c in CANDIDATES}
+    fresh = SimulatedProvider(4, gpus=GPUS, memory_error=0.5)
+    assert {c.key: fresh.execute(c, [], near, 3600) for c in reversed(CANDIDATES)} == forward
+
+
+@pytest.mark.parametrize(("batch", "modelled"), [(336, "oom"), (304, "ok")])
+def test_memory_error_changes_which_candidates_run_out_of_memory(batch: int, modelled: str) -> None:
+    """Off, the truth is the model's verdict on every seed; on, a GPU near its limit fits on some
+    seeds and not on others, both ways, and what runs runs as fast as without the error."""
+    workload = _near(batch)
+    near = [c for c in CANDIDATES if c.offering.gpu in ("T4", "V100") and c.nodes == 1]
+    seen: dict[str, int] = {"ok": 0, "oom": 0}
+    for seed in range(12):
+        exact = SimulatedProvider(seed, gpus=GPUS)
+        erring = SimulatedProvider(seed, gpus=GPUS, memory_error=0.5)
+        for c in near:
+            assert exact.execute(c, [], workload, 3600).result.status == modelled
+            result = erring.execute(c, [], workload, 3600).result
+            seen[result.status] += 1
+            peak = result.details["memory"]["peak_gpu_bytes"]
+            assert (peak > c.offering.gpu_memory_gib * 2**30) == (result.status == "oom")
+            if result.status == "ok":
+                profile = workload.simulation_profile()
+                expected = exact.model.predict(c, profile).runtime_s * exact.noise_factor(c)
+                assert result.runtime_s == pytest.approx(expected)
+    assert seen["ok"] > 0 and seen["oom"] > 0
+
+
+def test_at_the_priors_sigma_the_truth_fits_as_often_as_the_prior_says() -> None:
+    """``memory_error`` = ``MEMORY_SIGMA``: over seeds, a GPU's chance of fitting is the prior's."""
+    from cherrypick.perfmodel import MEMORY_SIGMA, fit_probability, memory_parts
+
+    profile = _near(320).simulation_profile()
+    counted, estimated = memory_parts(profile)
+    t4 = next(c for c in CANDIDATES if c.offering.gpu == "T4")
+    limit = t4.offering.gpu_memory_gib * 2**30
+    fits = [
+        counted + estimated * SimulatedProvider(seed, memory_error=MEMORY_SIGMA).memory_factor(t4)
+        <= limit
+        for seed in range(400)
+    ]
+    expected = fit_probability(profile, limit)
+    assert 0.3 < expected < 0.9
+    assert sum(fits) / len(fits) == pytest.approx(expected, abs=0.07)

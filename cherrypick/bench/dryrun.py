@@ -11,7 +11,9 @@ exhaustive search achieves when it runs each candidate once); the median trials;
 how many searches recommended an infeasible configuration (or nothing) although they had tried a
 feasible one. A recommendation whose run measured within the deadline but which truly runs past
 it (one run's noise) is cheaper than the true optimum, not close to it: it counts as a miss, and
-its count is printed as ``truly``. ``--noise`` overrides the runs' noise (lognormal sigma, 0.05).
+its count is printed as ``truly``. ``--noise`` overrides the runs' noise (lognormal sigma, 0.05);
+``--memory-error`` sets the simulator's per-GPU memory error (lognormal sigma, 0: off), so that
+the truth's out-of-memory verdicts are not the prior's (``SimulatorSpec``).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ def run_case(
     stop: dict[str, float],
     prior: str | None = None,
     noise: float | None = None,
+    memory_error: float | None = None,
 ) -> Outcome:
     base = _example(example).model_dump(mode="json")
     base["seed"] = seed
@@ -73,6 +76,8 @@ def run_case(
         base["prior"] = prior
     if noise is not None:
         base["simulator"]["noise"] = noise
+    if memory_error is not None:
+        base["simulator"]["memory_error"] = memory_error
     base["stop"].update(stop)
     spec = parse_spec(base)
     space, workload = build_space(spec), build_workload(spec)
@@ -151,6 +156,7 @@ def run_cases(
     min_trials: int | None = None,
     prior: str | None = None,
     noise: float | None = None,
+    memory_error: float | None = None,
     progress: Progress | None = None,
 ) -> list[Outcome]:
     """Every case, EXAMPLES x FRACTIONS x seeds in that order, in ``jobs`` processes (default:
@@ -160,15 +166,23 @@ def run_cases(
     require(ei_fraction is None or ei_fraction >= 0, "--ei-fraction", ">= 0", ei_fraction)
     require(min_trials is None or min_trials >= 1, "--min-trials", ">= 1", min_trials)
     require(noise is None or 0 <= noise <= 1, "--noise", "in [0, 1]", noise)
+    memory_ok = memory_error is None or 0 <= memory_error <= 1
+    require(memory_ok, "--memory-error", "in [0, 1]", memory_error)
     overrides = (("ei_fraction", ei_fraction), ("min_trials", min_trials))
     stop = {k: v for k, v in overrides if v is not None}
     tasks = [
-        (e, f, s, stop, prior, noise) for e in EXAMPLES for f in FRACTIONS for s in range(seeds)
+        (e, f, s, stop, prior, noise, memory_error)
+        for e in EXAMPLES
+        for f in FRACTIONS
+        for s in range(seeds)
     ]
     return parallel_map(_run_case, tasks, jobs, progress)
 
 
-def _run_case(task: tuple[str, float, int, dict[str, float], str | None, float | None]) -> Outcome:
+_Task = tuple[str, float, int, dict[str, float], str | None, float | None, float | None]
+
+
+def _run_case(task: _Task) -> Outcome:
     return run_case(*task)
 
 

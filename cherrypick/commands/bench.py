@@ -135,7 +135,8 @@ def _add_dryrun(parser: argparse.ArgumentParser) -> None:
         "--memory-error",
         type=float,
         metavar="SIGMA",
-        help="the simulator's per-GPU memory error (lognormal sigma; default 0, off)",
+        help="the simulator's per-GPU memory error (lognormal sigma; default 0, off; 0.5: as the"
+        " prior assumes)",
     )
     _add_json(parser)
 

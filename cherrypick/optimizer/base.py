@@ -103,6 +103,11 @@ class Problem:
 
     ``groups``, optional: a label per candidate (e.g. its GPU model); candidates with the same
     label are expected to depart from the prior by a common factor, which one trial reveals.
+
+    ``prior_fit``, optional: the probability, made before any trial, that each candidate's run
+    completes (e.g. that the job fits in its GPU memory), for candidates near a limit that are
+    worth a trial all the same. Candidates with one label share it: once a run of the label has
+    completed, its candidates are taken to complete.
     """
 
     features: FloatArray
@@ -111,6 +116,7 @@ class Problem:
     feature_names: tuple[str, ...] = ()
     prior_runtime_s: FloatArray | None = None
     groups: NDArray[np.int64] | None = None
+    prior_fit: FloatArray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.price_per_hour)
@@ -129,6 +135,9 @@ class Problem:
             )
         if self.groups is not None and np.shape(self.groups) != (n,):
             raise InputError(f"groups must hold one label per candidate ({n})")
+        fit = self.prior_fit
+        if fit is not None and (np.shape(fit) != (n,) or not np.all((fit >= 0) & (fit <= 1))):
+            raise InputError(f"prior_fit must hold {n} probabilities in [0, 1]")
 
     @property
     def size(self) -> int:

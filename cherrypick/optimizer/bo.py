@@ -24,6 +24,10 @@ Failed trials (crash, out of memory, timeout) are never proposed again and enter
 run that did not finish in time: ``failure_penalty`` (log 2 by default) slower than the slowest
 completed run and, under a deadline, than the deadline. Their neighbours look slower and the
 probability of meeting the deadline near them drops; their cost follows from their own price.
+A prior's chance that a run completes (``Problem.prior_fit``: near a GPU's memory limit, the odds
+that the job fits) weighs the acquisition like the failures' own, so a candidate near the line is
+tried when what it may save outweighs the risk; a completed run of its group settles it, and a
+failed one makes the group unlikely to fit, as far as the prior doubted it (``_prior_fit``).
 
 ``ask(n)`` with n > 1 uses the kriging believer (a constant liar at the predicted mean): each pick
 is added to the data at its predicted value before the next one is scored, with the
@@ -50,6 +54,10 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 
 _NOISE_FLOOR = 0.05  # log units: about the run-to-run noise of cloud runtimes
+#: How likely a run of a candidate that fits (``Problem.prior_fit``) fails all the same (a crash,
+#: a timeout): our assumption. A failure where the prior was sure of the fit (0.98) then leaves
+#: its group at 0.83; one where it gave even odds, at 0.09: most likely it did not fit.
+_OTHER_FAILURE = 0.1
 
 
 @dataclass(frozen=True)
@@ -291,18 +299,37 @@ class BayesianStrategy(Strategy):
         return scores
 
     def _p_complete(self, cand: IntArray) -> FloatArray | float:
-        """With a prior, the chance that a candidate's run completes, from the failed runs.
+        """The chance that a candidate's run completes: the prior's (``prior_fit``) times, with
+        a prior runtime, what the failed runs teach.
 
-        The prior already predicts some failures (out of memory); a failure it did not predict
-        (a crash, an undersized machine it misjudged) is imputed as a slow run like any failure,
-        but a slow run is not enough to steer away when the prior says its neighbours are cheap.
+        The prior already predicts some failures (out of memory), and the odds of those it is
+        unsure of; a failure it did not predict (a crash, an undersized machine it misjudged) is
+        imputed as a slow run like any failure, but a slow run is not enough to steer away when
+        the prior says its neighbours are cheap.
         """
+        fit = self._prior_fit(cand)
         done = list(self.observations.values())
         if self.prior is None or all(o.ok for o in done):
-            return 1.0
+            return fit
         idx = np.array([o.index for o in done], dtype=np.int64)
         ok = np.array([o.ok for o in done], dtype=bool)
-        return self._failures.probability(self.x[idx], ok, self.x[cand])
+        return fit * self._failures.probability(self.x[idx], ok, self.x[cand])
+
+    def _prior_fit(self, cand: IntArray) -> FloatArray | float:
+        """``Problem.prior_fit`` of the candidates, given their group's runs (which share it): 1
+        once one completed; after k failures, by Bayes' rule, fit q^k / (fit q^k + 1 - fit),
+        each failure being one for another reason with probability q (``_OTHER_FAILURE``)."""
+        fit, groups = self.problem.prior_fit, self.problem.groups
+        if fit is None:
+            return 1.0
+        if groups is None:
+            return fit[cand]
+        done = self.observations.values()
+        completed = [groups[o.index] for o in done if o.ok]
+        failed = np.array([groups[o.index] for o in done if not o.ok], dtype=np.int64)
+        likelihood = _OTHER_FAILURE ** np.sum(groups[cand][:, None] == failed[None, :], axis=1)
+        updated = fit[cand] * likelihood / (fit[cand] * likelihood + 1.0 - fit[cand])
+        return np.where(np.isin(groups[cand], completed), 1.0, updated)
 
     def _offset(self, target: str, idx: IntArray) -> FloatArray | float:
         """What a model's target leaves out of log cost: the known log price (runtime model) and
