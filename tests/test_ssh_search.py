@@ -12,26 +12,14 @@ from typing import Any
 
 from sshd import Sshd
 
-from cherrypick.bench.loopback import four_candidates
+from cherrypick.bench.loopback import TINY_CNN, four_candidates
 from cherrypick.bench.loopback import write_inventory as inventory  # noqa: F401 (test_ssh_faults)
 from cherrypick.store import TrialStore
 
 REPO = Path(__file__).resolve().parents[1]
 
 #: A tiny CNN (narrow ResNet-18 on 32-pixel images, 8 iterations) that trains in a few seconds.
-TINY = {
-    "model": "resnet18",
-    "image_size": 32,
-    "width": 0.125,
-    "classes": 10,
-    "batch_size": 4,
-    "workers": 0,
-    "dataset_size": 64,
-    "warmup": 2,
-    "iterations": 8,
-    "sample_every": 2,
-    "epochs": 1,
-}
+TINY = TINY_CNN
 
 
 def search_file(tmp_path: Path, hosts: Path, **overrides: Any) -> Path:
