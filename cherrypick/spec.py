@@ -86,8 +86,9 @@ class StopSpec(_Section):
     points; a search with the performance model as its prior aims from the first trial, and its
     expected improvement is soon small, so the trial count is what decides how close it comes:
     8 by default (dry-run benchmark, docs/benchmarks.md: 92.2% of searches within 5% of the
-    optimum over 30 seeds, 91.1% with 6). ``min_chance``: under a deadline (or cost cap) that no trial has met yet, stop
-    once no untried configuration has even this probability of meeting it."""
+    optimum over 30 seeds, 91.1% with 6). ``min_chance``: under a deadline (or cost cap) that
+    no trial has met yet, stop once no untried configuration has even this probability of
+    meeting it."""
 
     ei_fraction: float = Field(default=0.10, ge=0)
     min_trials: PositiveInt = 8
