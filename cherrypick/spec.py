@@ -27,7 +27,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 from pydantic import ValidationError as PydanticError
 
-from cherrypick._text import read_text
+from cherrypick._text import field_message, read_text
 from cherrypick.errors import ValidationError
 
 __all__ = [
@@ -162,17 +162,7 @@ def parse_spec(data: Any, source: str = "search file") -> SearchSpec:
     except PydanticError as exc:
         first = exc.errors()[0]
         path = ".".join(str(part) for part in first["loc"]) or None
-        raise ValidationError(source, _message(first), field=path) from None
-
-
-def _message(error: Any) -> str:
-    if error["type"] == "extra_forbidden":
-        return "unknown field (check its spelling)"
-    if error["type"] == "missing":
-        return "required field is missing"
-    if error["type"] == "value_error":
-        return str(error["msg"]).removeprefix("Value error, ")
-    return f"{error['msg']} (got {error.get('input')!r})"
+        raise ValidationError(source, field_message(first), field=path) from None
 
 
 def load_spec(path: Path | str) -> SearchSpec:

@@ -36,12 +36,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
-import yaml
 from cherrypick.providers.base import Candidate, Offering
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticError
 
-from cherrypick._text import read_text
+from cherrypick._text import field_message, read_text, yaml_with_lines
 from cherrypick.errors import InputError, ValidationError
 
 __all__ = [
@@ -263,13 +262,7 @@ def parse_inventory(
 ) -> Inventory:
     """Validate an inventory's YAML ``text``; ``source`` names the file and anchors relative
     paths."""
-    try:
-        data = yaml.safe_load(text)
-        lines = _key_lines(yaml.compose(text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = None if mark is None else mark.line + 1
-        raise ValidationError(source, f"not valid YAML: {exc}".splitlines()[0], line=line) from None
+    data, lines = yaml_with_lines(text, source)
     where = _Where(source, lines)
     if not isinstance(data, dict):
         raise where.error("expected a mapping with a 'hosts' list")
@@ -277,7 +270,7 @@ def parse_inventory(
         parsed = _InventoryFile.model_validate(data)
     except PydanticError as exc:
         first = exc.errors()[0]
-        raise where.error(_message(first), tuple(first["loc"])) from None
+        raise where.error(field_message(first, _PATTERNS), tuple(first["loc"])) from None
     memory = _gpu_memory() if gpu_memory_gib is None else dict(gpu_memory_gib)
     base = Path(source).absolute().parent
     hosts = tuple(
@@ -311,32 +304,6 @@ class _Where:
             (self.lines[full[:n]] for n in range(len(full), 0, -1) if full[:n] in self.lines), None
         )
         return ValidationError(self.source, message, line=line, field=".".join(full) or None)
-
-
-def _key_lines(node: yaml.Node | None, path: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
-    """The line of every mapping key and list item, by its path (``("hosts", "2", "port")``)."""
-    lines: dict[tuple[str, ...], int] = {}
-    if isinstance(node, yaml.MappingNode):
-        children = [((*path, str(k.value)), k, v) for k, v in node.value]
-    elif isinstance(node, yaml.SequenceNode):
-        children = [((*path, str(i)), v, v) for i, v in enumerate(node.value)]
-    else:
-        return lines
-    for child_path, anchor, value in children:
-        lines[child_path] = anchor.start_mark.line + 1
-        lines.update(_key_lines(value, child_path))
-    return lines
-
-
-def _message(error: Mapping[str, Any]) -> str:
-    if error["type"] == "extra_forbidden":
-        return "unknown field (check its spelling)"
-    if error["type"] == "missing":
-        return "required field is missing"
-    if error["type"] == "string_pattern_mismatch":
-        wanted = _PATTERNS.get(error.get("ctx", {}).get("pattern"), error["msg"])
-        return f"{error.get('input')!r} is not allowed: expected {wanted}"
-    return f"{error['msg']} (got {error.get('input')!r})"
 
 
 def _host(

@@ -6,8 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
+from cherrypick._text import yaml_with_lines
 from cherrypick.errors import ValidationError
 
 __all__ = ["GpuSpec", "parse_gpus"]
@@ -41,13 +40,7 @@ _FIELDS = (*_NUMBERS, *_OPTIONAL_NUMBERS, "pcie_gen", "source")
 
 def parse_gpus(text: str, source: str) -> dict[str, GpuSpec]:
     """Parse the YAML text of a GPU file; errors name the file, line and field."""
-    try:
-        data = yaml.safe_load(text)
-        lines = _key_lines(yaml.compose(text))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = None if mark is None else mark.line + 1
-        raise ValidationError(source, f"not valid YAML: {exc}".splitlines()[0], line=line) from None
+    data, lines = yaml_with_lines(text, source)
     if not isinstance(data, dict) or not data:
         raise ValidationError(source, "expected a mapping of GPU names to their figures")
     return {
@@ -66,19 +59,6 @@ class _Where:
         path = (self.gpu,) if field is None else (self.gpu, field)
         line = self.lines.get(path, self.lines.get((self.gpu,)))
         return ValidationError(self.source, message, line=line, field=".".join(path))
-
-
-def _key_lines(node: yaml.Node | None) -> dict[tuple[str, ...], int]:
-    """Line of every key, two levels deep: (gpu,) and (gpu, field)."""
-    lines: dict[tuple[str, ...], int] = {}
-    if not isinstance(node, yaml.MappingNode):
-        return lines
-    for key, value in node.value:
-        lines[(key.value,)] = key.start_mark.line + 1
-        if isinstance(value, yaml.MappingNode):
-            for field, _ in value.value:
-                lines[(key.value, field.value)] = field.start_mark.line + 1
-    return lines
 
 
 def _spec(name: str, entry: Any, where: _Where) -> GpuSpec:
