@@ -10,12 +10,13 @@ carrying the tail of its output.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import shlex
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,7 +81,7 @@ class Execution:
 
     def run(self) -> ShellOutcome:
         outcome = ShellOutcome(TrialResult(TrialStatus.ERROR, None, message="not run"))
-        clock = _Phases(outcome.seconds)
+        clock = functools.partial(_timed, outcome.seconds)
         try:
             with clock("connect"):
                 self.phase("booting", "connecting")
@@ -250,25 +251,14 @@ class Execution:
             raise Cancelled("the search was stopped")
 
 
-class _Phases:
-    """Times the phases of a trial into ``seconds``."""
-
-    def __init__(self, seconds: dict[str, float]) -> None:
-        self.seconds = seconds
-
-    def __call__(self, name: str) -> _Phase:
-        return _Phase(self.seconds, name)
-
-
-class _Phase:
-    def __init__(self, seconds: dict[str, float], name: str) -> None:
-        self.seconds, self.name = seconds, name
-
-    def __enter__(self) -> None:
-        self.start = time.monotonic()
-
-    def __exit__(self, *exc: object) -> None:
-        self.seconds[self.name] = time.monotonic() - self.start
+@contextlib.contextmanager
+def _timed(seconds: dict[str, float], name: str) -> Iterator[None]:
+    """Adds the wall seconds of the block to ``seconds[name]`` (also when it fails)."""
+    start = time.monotonic()
+    try:
+        yield
+    finally:
+        seconds[name] = time.monotonic() - start
 
 
 def _workdir(instance: Instance) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +39,7 @@ from cherrypick.providers.base import (
     Provider,
 )
 from cherrypick.runners.base import Runner
+from cherrypick.runners.ship import Package
 from cherrypick.searching.display import Display, NullDisplay, SearchStatus, TrialEvent
 from cherrypick.searching.result import Choice, SearchResult
 from cherrypick.searching.setup import (
@@ -553,7 +554,7 @@ def _asked_after(trial_id: int, stored: int | None, parallel: int) -> int:
     return stored if stored is not None else (trial_id // parallel) * parallel
 
 
-def _alternatives(space: SearchSpace) -> Any:
+def _alternatives(space: SearchSpace) -> Callable[[Candidate], list[Candidate]]:
     """Each candidate's placements: itself first, then the same hardware elsewhere, cheapest
     first (the search space keeps only the cheapest of each)."""
     same: dict[tuple[str, str, int], list[Candidate]] = {}
@@ -599,11 +600,9 @@ class _PackageOnce:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._package: Any = None
+        self._package: Package | None = None
 
-    def get(self) -> Any:
-        from cherrypick.runners.ship import Package
-
+    def get(self) -> Package:
         with self._lock:
             if self._package is None:
                 cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))

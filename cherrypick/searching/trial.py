@@ -35,11 +35,13 @@ from cherrypick.providers.base import (
     Instance,
     InstanceState,
     LaunchRequest,
+    Placement,
     Provider,
     ProvisionRecord,
     machine_tags,
 )
 from cherrypick.runners.base import Runner
+from cherrypick.runners.ship import Package
 from cherrypick.searching.display import Phase, TrialEvent
 from cherrypick.searching.execution import Cancelled, ShellOutcome
 from cherrypick.store import TrialRow, TrialStore
@@ -115,7 +117,7 @@ class TrialContext:
     events: Callable[[TrialEvent], None]
     alternatives: Callable[[Candidate], Sequence[Candidate]] = lambda c: (c,)
     ssh_public_key: Callable[[], str | None] = lambda: None
-    package: Callable[[], Any] = lambda: None
+    package: Callable[[], Package | None] = lambda: None
     objective: Objective | None = None
     boot_limit_s: float = 600.0
     live: LiveMachines = field(default_factory=LiveMachines)
@@ -214,7 +216,7 @@ class TrialRunner:
         why = "no placement has machines: " + "; ".join(reasons)
         return None, why, min(retries) if retries else None
 
-    def _placements(self) -> list[tuple[Provider, Candidate, Any]]:
+    def _placements(self) -> list[tuple[Provider, Candidate, Placement]]:
         found = []
         for candidate in self.context.alternatives(self.candidate):
             provider = self.context.providers[candidate.offering.provider]
@@ -225,7 +227,7 @@ class TrialRunner:
         self,
         provider: Provider,
         candidate: Candidate,
-        placement: Any,
+        placement: Placement,
         attempt: int,
         reasons: list[str],
     ) -> ProvisionRecord | None:

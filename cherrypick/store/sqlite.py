@@ -75,10 +75,6 @@ __all__ = [
 _TRIAL_COLUMN_NAMES = [c.strip() for c in TRIAL_COLUMNS.split(",")]
 
 
-def _sql_text(value: str) -> str:
-    return value.replace("'", "''")
-
-
 def _instance_extras(instance: InstanceLike | Mapping[str, Any]) -> tuple[int, str | None]:
     """An instance's node rank and what reaches it (addresses, port, user, tags), as JSON."""
     if isinstance(instance, Mapping):
@@ -462,15 +458,16 @@ class TrialStore:
     def was_reached(self, instance_id: str) -> bool:
         """Whether the machine's current trial ever reached it (nothing of ours runs there if
         not)."""
-        rows = self._instances(f"WHERE instance_id = '{_sql_text(instance_id)}'")
-        return bool(rows and rows[0].info and rows[0].info.get("reached"))
+        return bool(self._info(instance_id).get("reached"))
 
     def host_key(self, instance_id: str) -> str | None:
         """The host key recorded for ``instance_id`` on first contact, if any."""
-        rows = self._instances(f"WHERE instance_id = '{_sql_text(instance_id)}'")
-        info = rows[0].info if rows else None
-        key = None if info is None else info.get("host_key")
+        key = self._info(instance_id).get("host_key")
         return None if key is None else str(key)
+
+    def _info(self, instance_id: str) -> Mapping[str, Any]:
+        rows = self._instances("WHERE instance_id = ?", (instance_id,))
+        return (rows[0].info or {}) if rows else {}
 
     def instances(self) -> list[InstanceRow]:
         return self._instances("")
@@ -479,14 +476,15 @@ class TrialStore:
         """Machines not known to be terminated: what a crash may have left running."""
         return self._instances("WHERE state != 'terminated'")
 
-    def _instances(self, where: str) -> list[InstanceRow]:
+    def _instances(self, where: str, params: Sequence[Any] = ()) -> list[InstanceRow]:
         rows = self._read(
-            f"SELECT {INSTANCE_COLUMNS} FROM instances {where} ORDER BY trial_id, instance_id"
+            f"SELECT {INSTANCE_COLUMNS} FROM instances {where} ORDER BY trial_id, instance_id",
+            params,
         )
         return [InstanceRow.from_sql(r) for r in rows]
 
     def trial_instances(self, trial_id: int) -> list[InstanceRow]:
-        return self._instances(f"WHERE trial_id = {int(trial_id)}")
+        return self._instances("WHERE trial_id = ?", (int(trial_id),))
 
     # -- launches ---------------------------------------------------------------------------------
 
