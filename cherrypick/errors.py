@@ -6,8 +6,10 @@
     ├── InputError                       the user's input is wrong (exit code 2)
     │   ├── ValidationError              a file's content is wrong: file, line, field
     │   └── UnknownNameError             a registry has no such name: lists the known ones
-    ├── ProvisioningError                a provider could not give us a machine
-    │   └── CapacityError                ... because the cloud had none (worth another try)
+    ├── ProvisioningError                a provider could not give us a machine (its ``scope``)
+    │   ├── CapacityError                ... because the cloud had none there (try elsewhere)
+    │   │   └── QuotaError               ... because the account's quota is used up there
+    │   └── CredentialsError             ... because the cloud refused who we are (exit code 2)
     ├── WorkloadError                    the workload failed on the machine
     ├── RunnerError                      a command could not be run on a machine
     │   ├── UnreachableError             ... the machine did not answer within the connect limit
@@ -23,14 +25,18 @@ The CLI maps them to one-line messages and exit codes in one place (``cherrypick
 from __future__ import annotations
 
 from collections.abc import Iterable
+from enum import StrEnum
 
 __all__ = [
     "CapacityError",
     "CherrypickError",
     "CommandTimeout",
+    "CredentialsError",
     "HostKeyError",
     "InputError",
     "ProvisioningError",
+    "QuotaError",
+    "Scope",
     "SearchInterrupted",
     "NotAStoreError",
     "RunnerError",
@@ -85,20 +91,22 @@ class UnknownNameError(InputError):
         super().__init__(f"unknown {kind} '{name}'; known: {', '.join(self.known) or '(none)'}")
 
 
+class Scope(StrEnum):
+    """How far a provisioning error reaches, as the provider module classified it: the failover
+    blocks that much for the rest of the search (``retry``: nothing; the call is worth repeating
+    after a pause, which the provider does itself)."""
+
+    ZONE = "zone"
+    REGION = "region"
+    CLOUD = "cloud"
+    RETRY = "retry"
+
+
 class ProvisioningError(CherrypickError):
-    """A provider failed to launch, reach or terminate machines."""
+    """A provider failed to launch, reach or terminate machines. ``scope`` says what else the
+    same error rules out (None: only this one call); ``code`` is the cloud's own error code."""
 
-    def __init__(self, provider: str, message: str, *, region: str | None = None) -> None:
-        self.provider = provider
-        self.region = region
-        where = provider if region is None else f"{provider}/{region}"
-        super().__init__(f"{where}: {message}")
-
-
-class CapacityError(ProvisioningError):
-    """The cloud has no capacity for the requested machines right now. ``retry_s``: the machines
-    are held by this search's own trials and free up soon, so wait that long and ask again
-    (inventory hosts); None: try another placement."""
+    default_scope: Scope | None = None
 
     def __init__(
         self,
@@ -106,10 +114,70 @@ class CapacityError(ProvisioningError):
         message: str,
         *,
         region: str | None = None,
+        zone: str | None = None,
+        scope: Scope | None = None,
+        code: str | None = None,
+    ) -> None:
+        self.provider = provider
+        self.region = region
+        self.zone = zone
+        self.scope = scope if scope is not None else self.default_scope
+        self.code = code
+        where = provider if region is None else f"{provider}/{region}"
+        if zone is not None:
+            where += f"/{zone}"
+        super().__init__(f"{where}: {message}")
+
+
+class CapacityError(ProvisioningError):
+    """The cloud has no capacity for the requested machines there right now (scope ``zone`` by
+    default: the next placement may have some). ``retry_s``: the machines are held by this
+    search's own trials and free up soon, so wait that long and ask again (inventory hosts)."""
+
+    default_scope = Scope.ZONE
+
+    def __init__(
+        self,
+        provider: str,
+        message: str,
+        *,
+        region: str | None = None,
+        zone: str | None = None,
+        scope: Scope | None = None,
+        code: str | None = None,
         retry_s: float | None = None,
     ) -> None:
-        super().__init__(provider, message, region=region)
+        super().__init__(provider, message, region=region, zone=zone, scope=scope, code=code)
         self.retry_s = retry_s
+
+
+class QuotaError(CapacityError):
+    """The account may not run that many of these machines there (scope ``region`` by default;
+    ``cloud`` for a quota over all regions). ``quota`` names the quota to raise."""
+
+    default_scope = Scope.REGION
+
+    def __init__(
+        self,
+        provider: str,
+        message: str,
+        *,
+        region: str | None = None,
+        zone: str | None = None,
+        scope: Scope | None = None,
+        code: str | None = None,
+        quota: str | None = None,
+    ) -> None:
+        super().__init__(provider, message, region=region, zone=zone, scope=scope, code=code)
+        self.quota = quota
+
+
+class CredentialsError(ProvisioningError):
+    """The cloud does not accept our credentials or lets them do too little: no placement of
+    that cloud can work, so the search stops at once with the advice to run ``doctor``."""
+
+    default_scope = Scope.CLOUD
+    exit_code = 2
 
 
 class WorkloadError(CherrypickError):

@@ -13,6 +13,7 @@ Example (``configs/examples/`` ships complete ones)::
     simulator: {noise: 0.05, model_error: 0.10, capacity_error_rate: 0}   # dry runs only
     parallel: 1
     inventory: hosts.yaml             # your own machines, searched with filters.providers: [ssh]
+    clouds: {aws: {spot: true}, gcp: {project: my-project}}   # per-cloud settings (CloudSpec)
 
 Every mistake is reported as a :class:`~cherrypick.errors.ValidationError` naming the file and the
 field's path (``objective.max_runtime_s``), never as a pydantic traceback.
@@ -32,6 +33,7 @@ from cherrypick.errors import ValidationError
 
 __all__ = [
     "BudgetSpec",
+    "CloudSpec",
     "FilterSpec",
     "ObjectiveSpec",
     "SearchSpec",
@@ -112,6 +114,18 @@ class SimulatorSpec(_Section):
     capacity_error_rate: float = Field(default=0.0, ge=0, le=1)
 
 
+class CloudSpec(_Section):
+    """One cloud's settings (``clouds.aws``, ``clouds.gcp``, ``clouds.azure``); see
+    :class:`cherrypick.providers.base.CloudOptions` for each field."""
+
+    image: str | None = Field(default=None, min_length=1)
+    ssh_user: str | None = Field(default=None, min_length=1)
+    ssh_cidr: str | None = Field(default=None, min_length=1)
+    spot: bool = False
+    project: str | None = Field(default=None, min_length=1)
+    subscription_id: str | None = Field(default=None, min_length=1)
+
+
 class SearchSpec(_Section):
     """A whole search. ``store`` is the trial store's path and ``inventory`` the file of your own
     machines (both relative to the working directory); ``connect_limit_s`` is how long a machine
@@ -131,6 +145,7 @@ class SearchSpec(_Section):
     store: str = "cherrypick-search.sqlite"
     inventory: str | None = Field(default=None, min_length=1)
     connect_limit_s: PositiveFloat = 600.0
+    clouds: dict[Literal["aws", "gcp", "azure"], CloudSpec] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _inventory_for_ssh(self) -> SearchSpec:

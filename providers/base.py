@@ -28,7 +28,9 @@ __all__ = [
     "TAG_SEARCH",
     "TAG_TRIAL",
     "Candidate",
+    "CloudOptions",
     "ClusterInfo",
+    "DoctorCheck",
     "Instance",
     "InstanceState",
     "LaunchRequest",
@@ -169,6 +171,37 @@ class Instance:
 
 
 @dataclass(frozen=True)
+class CloudOptions:
+    """A cloud provider's settings from the search file's ``clouds.<name>`` section.
+
+    ``image``: the machine image to boot (default: the provider's GPU deep-learning image);
+    ``ssh_user``: the login of that image; ``ssh_cidr``: who may reach port 22 (default: the
+    caller's own address /32); ``spot``: launch spot / preemptible machines, priced at the
+    catalog's spot price; ``project`` (GCP) and ``subscription_id`` (Azure): the account, when
+    the SDK's standard credential chain does not say it.
+    """
+
+    image: str | None = None
+    ssh_user: str | None = None
+    ssh_cidr: str | None = None
+    spot: bool = False
+    project: str | None = None
+    subscription_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DoctorCheck:
+    """One finding of ``cherrypick doctor``: what was checked, whether it is fine, what was seen,
+    and (when not fine) how to fix it."""
+
+    provider: str
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+@dataclass(frozen=True)
 class ProvisionRecord:
     """What ``run_instances`` launched: enough to query, wait for and terminate the cluster."""
 
@@ -238,8 +271,28 @@ class Provider(ABC):
     minimum_billed_s: float = 60.0
 
     def placements(self, candidate: Candidate) -> Sequence[Placement]:
-        """Where ``candidate`` may be launched, in the order to try (default: its region)."""
-        return (Placement(candidate.offering.region),)
+        """Where ``candidate`` may be launched, in the order to try: each zone the catalog lists
+        for the offering (``extra["zones"]``, cheapest first), else its region."""
+        offering = candidate.offering
+        zones = offering.extra.get("zones") or ()
+        if not zones:
+            return (Placement(offering.region),)
+        return tuple(Placement(offering.region, zone) for zone in zones)
+
+    def quota_shortfall(self, candidate: Candidate, placement: Placement) -> str | None:
+        """Why the account's quota cannot hold ``candidate`` in ``placement`` (a search skips
+        such placements without trying them), or None when it can or the provider cannot tell.
+        Providers cache what they ask, so a search asks each quota once."""
+        return None
+
+    def doctor(self, offerings: Sequence[Offering]) -> Sequence[DoctorCheck]:
+        """Check credentials and the quotas behind ``offerings`` (``cherrypick doctor``)."""
+        return ()
+
+    def cleanup_search(self, search_tag: str) -> Sequence[str]:
+        """Delete what the search made besides machines (key pairs, security groups, firewall
+        rules), once its machines are gone; what was deleted, in words. Idempotent."""
+        return ()
 
     @abstractmethod
     def run_instances(self, request: LaunchRequest) -> ProvisionRecord:
@@ -266,3 +319,6 @@ class Provider(ABC):
 provider_registry: Registry[Provider] = Registry("provider", "cherrypick.providers")
 provider_registry.register_lazy("simulated", "cherrypick.providers.simulated:SimulatedProvider")
 provider_registry.register_lazy("ssh", "cherrypick.providers.ssh:InventoryProvider")
+provider_registry.register_lazy("aws", "cherrypick.providers.aws:AwsProvider")
+provider_registry.register_lazy("gcp", "cherrypick.providers.gcp:GcpProvider")
+provider_registry.register_lazy("azure", "cherrypick.providers.azure:AzureProvider")

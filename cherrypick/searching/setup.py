@@ -16,7 +16,7 @@ from numpy.typing import NDArray
 from cherrypick.catalog import CatalogFilter, GpuSpec, candidate_features, load_catalog, load_gpus
 from cherrypick.errors import InputError, ValidationError, WorkloadError
 from cherrypick.optimizer.base import Objective, Problem
-from cherrypick.providers.base import Candidate, Provider, provider_registry
+from cherrypick.providers.base import Candidate, CloudOptions, Provider, provider_registry
 from cherrypick.spec import SearchSpec
 from cherrypick.workloads.base import Workload, create_workload
 
@@ -27,6 +27,7 @@ __all__ = [
     "build_providers",
     "build_space",
     "build_workload",
+    "cloud_options",
     "objective_of",
     "performance_prior",
     "search_tag",
@@ -197,12 +198,18 @@ def build_providers(
 
 def _provider(name: str, spec: SearchSpec, store: Any) -> Provider:
     if name != "ssh":
-        return provider_registry.create(name)
+        return provider_registry.create(name, cloud_options(spec, name))
     from cherrypick.providers.inventory import load_inventory
 
     assert spec.inventory is not None  # ssh offerings come from the inventory only
     inventory = load_inventory(spec.inventory)
     return provider_registry.create("ssh", inventory, store, connect_limit_s=spec.connect_limit_s)
+
+
+def cloud_options(spec: SearchSpec, name: str) -> CloudOptions:
+    """The search file's ``clouds.<name>`` settings as the provider takes them."""
+    cloud = spec.clouds.get(name)  # type: ignore[call-overload]
+    return CloudOptions() if cloud is None else CloudOptions(**cloud.model_dump())
 
 
 def search_tag(identity: Mapping[str, Any], seed: int) -> str:
