@@ -22,7 +22,9 @@ __all__ = ["main"]
 
 COMMANDS = {
     "bench": "benchmarks of the search: replay, dryrun, stop-bound, ask (see bench NAME --help)",
+    "catalog": "list the offerings of the catalog, or refresh its files from the clouds' APIs",
     "cleanup": "list what cherrypick launched or reserved that no live search owns; end it",
+    "doctor": "check each cloud's SDK, credentials and GPU quotas before a search, and how to fix",
     "profile": "train a CNN locally with per-layer profiling and print where the time goes",
     "search": (
         "find the cheapest configuration for a job (on your own machines over SSH, or on the"

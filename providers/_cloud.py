@@ -103,4 +103,3 @@ def resource_name(search_tag: str, kind: str, limit: int = 63) -> str:
     name = f"{search_tag}-{kind}".lower()
     cleaned = "".join(ch if ch.isalnum() or ch == "-" else "-" for ch in name)
     return cleaned[:limit].rstrip("-")
-

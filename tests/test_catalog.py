@@ -20,7 +20,9 @@ from cherrypick.catalog import (
 )
 from cherrypick.errors import InputError, UnknownNameError, ValidationError
 
-GOOD_ROW = "aws,us-east-1,p4d.24xlarge,96,1152,A100,8,40,nvswitch,400,32.7726,5.0933"
+GOOD_ROW = (
+    "aws,us-east-1,p4d.24xlarge,96,1152,A100,8,40,nvswitch,400,32.7726,5.0933,use1-az2 use1-az1"
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,7 @@ def test_bundled_catalogs_cover_every_provider_with_known_gpus(offerings: list[O
         ("aws", "us-east-1", "g5.xlarge", "A10G", 1, 1.006),
         ("aws", "us-east-1", "p5.48xlarge", "H100", 8, 98.32),
         ("gcp", "us-central1", "a2-highgpu-1g", "A100", 1, 0.73948 + 2.93391),  # host + 1 A100
-        ("gcp", "us-central1", "a3-highgpu-8g", "H100", 8, 9.46006 + 33.60609),
+        ("gcp", "us-east4", "a3-highgpu-8g", "H100", 8, 9.46006 + 78.37241),
         ("gcp", "us-central1", "n1-standard-8+1xT4", "T4", 1, 0.38 + 0.35),
         ("azure", "eastus", "Standard_ND96isr_H100_v5", "H100", 8, 98.32),
         ("azure", "eastus", "Standard_NC24ads_A100_v4", "A100-80GB", 1, 3.673),
@@ -87,6 +89,44 @@ def test_documented_corrections_are_applied(offerings: list[Offering]) -> None:
     assert ("aws", "p5e.48xlarge") not in keys  # no on-demand price anywhere
     assert not any(name.startswith(("g4ad.", "inf", "trn", "f1.")) for _, name in keys)
     assert not any(o.gpu == "B200" for o in offerings)
+
+
+def test_offerings_carry_their_zones_cheapest_first(offerings: list[Offering]) -> None:
+    p4d = _find(offerings, "aws", "us-east-1", "p4d.24xlarge")
+    assert p4d.extra["zones"] == ("use1-az1", "use1-az2", "use1-az6")  # AWS zone IDs, one price
+    a2 = _find(offerings, "gcp", "us-central1", "a2-highgpu-1g")
+    assert a2.extra["zones"] and all(z.startswith("us-central1-") for z in a2.extra["zones"])
+    assert all(o.extra["zones"] == () for o in offerings if o.provider == "azure")  # none in facts
+    aws = [o for o in offerings if o.provider == "aws"]
+    assert all(
+        o.extra["zones"] and len(set(o.extra["zones"])) == len(o.extra["zones"]) for o in aws
+    )
+
+
+def test_retired_and_wrongly_priced_offerings_are_not_in_the_bundled_catalog(
+    offerings: list[Offering],
+) -> None:
+    assert not [o for o in offerings if o.gpu == "K80"]  # Azure NC-series, retired 2023-09-06
+    azure = {o.instance_type for o in offerings if o.provider == "azure"}
+    assert not azure & {"Standard_NC6s_v3", "Standard_NC24rs_v3", "Standard_NV12s_v3"}
+    assert "Standard_NC24ads_A100_v4" in azure
+    a3 = {o.region for o in offerings if o.instance_type == "a3-highgpu-8g"}
+    assert a3 == {"us-east4", "europe-west4"}  # us-central1's 43.07 is half Google's list price
+
+
+def test_zones_listed_twice_are_refused(tmp_path: Path) -> None:
+    row = GOOD_ROW.replace("use1-az2 use1-az1", "use1-az2 use1-az2")
+    with pytest.raises(ValidationError, match="zone listed twice: use1-az2") as caught:
+        load_catalog(paths=[_catalog(tmp_path, row)])
+    assert (caught.value.line, caught.value.field) == (4, "zones")
+
+
+def test_a_row_without_zones_reads_as_no_zones(tmp_path: Path) -> None:
+    (offering,) = load_catalog(paths=[_catalog(tmp_path, GOOD_ROW.rsplit(",", 1)[0] + ",")])
+    assert offering.extra["zones"] == ()
+    (zoned,) = load_catalog(paths=[_catalog(tmp_path, GOOD_ROW)])
+    assert zoned.extra["zones"] == ("use1-az2", "use1-az1")  # the file's order is kept
+    assert zoned.extra["retrieved"] == "2026-11-21"  # the file's '# retrieved:' comment
 
 
 def test_providers_argument_loads_only_those(offerings: list[Offering]) -> None:
@@ -156,9 +196,10 @@ def test_features_are_finite_and_vary_over_the_catalog(offerings: list[Offering]
 
 def test_features_use_fp32_rate_for_gpus_without_fast_fp16(offerings: list[Offering]) -> None:
     gpus = load_gpus()
-    k80 = _find(offerings, "azure", "westus2", "Standard_NC6")
-    _, matrix = candidate_features(candidates([k80], max_nodes=1), gpus)
-    assert matrix[0, 0] == pytest.approx(math.log2(gpus["K80"].fp32_tflops))
+    p4 = _find(offerings, "gcp", "europe-west4", "n1-standard-8+1xP4")
+    assert gpus["P4"].fp16_tflops is None
+    _, matrix = candidate_features(candidates([p4], max_nodes=1), gpus)
+    assert matrix[0, 0] == pytest.approx(math.log2(gpus["P4"].fp32_tflops))
 
 
 def _catalog(tmp_path: Path, *rows: str, header: str = ",".join(COLUMNS)) -> Path:
@@ -241,7 +282,7 @@ def test_duplicates_are_caught_within_and_across_files(tmp_path: Path) -> None:
 
 
 def test_short_row_and_unreadable_file_are_reported(tmp_path: Path) -> None:
-    with pytest.raises(ValidationError, match="expected 12 fields, found 11") as caught:
+    with pytest.raises(ValidationError, match="expected 13 fields, found 12") as caught:
         load_catalog(paths=[_catalog(tmp_path, GOOD_ROW.rsplit(",", 1)[0])])
     assert caught.value.line == 4
     with pytest.raises(ValidationError, match="cannot read"):

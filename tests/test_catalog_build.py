@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from cherrypick.providers.base import Offering
 
 from cherrypick.catalog import load_catalog
-from cherrypick.catalog.refresh.build import build_catalogs, main
+from cherrypick.catalog.refresh import build_catalogs
+from cherrypick.cli import main
 from cherrypick.errors import ValidationError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,11 +77,17 @@ def _by_type(offerings: list[Offering]) -> dict[str, Offering]:
     return {o.instance_type: o for o in offerings}
 
 
+def _refresh(*args: str) -> int:
+    return main(["catalog", "refresh", *args])
+
+
 @pytest.fixture
 def built(tmp_path: Path) -> Path:
     out = tmp_path / "out"
-    counts = build_catalogs(_facts(tmp_path / "facts"), out)
-    assert counts == {"aws": 3, "azure": 2, "gcp": 2}
+    refreshed = build_catalogs(_facts(tmp_path / "facts"), out)
+    assert {p: r.offerings for p, r in refreshed.items()} == {"aws": 3, "azure": 2, "gcp": 2}
+    for result in refreshed.values():
+        result.write()
     return out
 
 
@@ -146,13 +155,127 @@ def test_zones_disagreeing_on_the_machine_stop_the_refresh(tmp_path: Path) -> No
 def test_command_reports_a_bad_facts_folder_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["--from", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
+    assert _refresh("--from", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "SOURCES.md" in err and "Traceback" not in err
 
 
 def test_refresh_reproduces_the_committed_catalogs(tmp_path: Path) -> None:
-    assert main(["--from", str(FACTS), "--out", str(tmp_path)]) == 0
+    assert _refresh("--from", str(FACTS), "--out", str(tmp_path)) == 0
     for provider in ("aws", "azure", "gcp"):
         committed = REPO / "configs" / "catalogs" / f"{provider}.csv"
         assert (tmp_path / f"{provider}.csv").read_bytes() == committed.read_bytes(), provider
+
+
+def test_zones_are_kept_cheapest_first_in_name_order_on_ties(built: Path) -> None:
+    aws = _by_type(load_catalog(paths=[built / "aws.csv"]))
+    assert aws["p4d.24xlarge"].extra["zones"] == ("use1-az3", "use1-az1", "use1-az2")
+    assert aws["g5.xlarge"].extra["zones"] == ("use1-az2", "use1-az1")
+    assert aws["p4de.24xlarge"].extra["zones"] == ("use1-az1",)  # twins: one zone
+    gcp = _by_type(load_catalog(paths=[built / "gcp.csv"]))
+    assert gcp["a2-highgpu-1g"].extra["zones"] == ("us-central1-a",)  # b has no A100 row
+    azure = load_catalog(paths=[built / "azure.csv"])
+    assert all(o.extra["zones"] == () for o in azure)
+    assert "# notes: zones: the zones of the region" in (built / "aws.csv").read_text("utf-8")
+
+
+RETIRED_HEADER = "provider,series,instance_types,retired,source"
+
+
+def _retire(facts: Path, *rows: str) -> None:
+    lines = ["# a comment", RETIRED_HEADER, *rows]
+    (facts / "retired-offerings.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_types_retired_by_the_retrieval_date_are_left_out_with_their_notice(
+    tmp_path: Path,
+) -> None:
+    facts = _facts(tmp_path / "facts")
+    _retire(
+        facts,
+        "azure,NC_Promo (K80),Standard_NC*_Promo,2023-09-06,Azure's NC retirement notice",
+        "aws,later,g5.*,2030-01-01,a notice from the future",
+    )
+    refreshed = build_catalogs(facts, tmp_path / "out")
+    azure = refreshed["azure"].text
+    assert "Standard_NC6_Promo" not in azure.split("provider,region")[1]
+    assert (
+        "left out, retired 2023-09-06 (NC_Promo (K80)): Standard_NC6_Promo; per Azure's NC "
+        "retirement notice [1 source row]" in azure
+    )
+    assert refreshed["azure"].offerings == 1
+    assert "g5.xlarge" in refreshed["aws"].text  # retires after the retrieval date
+    earlier = build_catalogs(facts, tmp_path / "out", retrieved="2023-01-01")
+    assert earlier["azure"].offerings == 2
+
+
+def test_a_bad_retirement_row_names_its_line(tmp_path: Path) -> None:
+    facts = _facts(tmp_path / "facts")
+    _retire(facts, "azure,NC,Standard_NC6,soon,a notice")
+    with pytest.raises(ValidationError, match="not a date") as caught:
+        build_catalogs(facts, tmp_path / "out")
+    assert (caught.value.line, caught.value.field) == (3, "retired")
+
+
+def _previous(out: Path, price: str) -> None:
+    """An aws.csv at ``out`` whose g5.xlarge cost ``price``: the catalog a refresh replaces."""
+    out.mkdir(parents=True, exist_ok=True)
+    header = "provider,region,instance_type,price_per_hour"  # an older schema is still compared
+    text = f"# an older catalog\n{header}\naws,us-east-1,g5.xlarge,{price}\n"
+    (out / "aws.csv").write_text(text, encoding="utf-8")
+
+
+def test_a_price_that_fell_over_3x_is_dropped_and_one_that_rose_is_kept(tmp_path: Path) -> None:
+    facts, out = _facts(tmp_path / "facts"), tmp_path / "out"
+    _previous(out, "3.5")  # the facts say 1.0: a 3.5x fall
+    fell = build_catalogs(facts, out)["aws"]
+    (line,) = fell.flags
+    assert line.startswith("flagged: g5.xlarge us-east-1 1: was 3.5 in the catalog it replaces")
+    assert line.endswith("dropped (a low price; --keep-flagged keeps it)")
+    assert f"# notes: {line}" in fell.text and "\naws,us-east-1,g5.xlarge," not in fell.text
+    assert "removed: aws us-east-1 g5.xlarge" in " ".join(fell.changes)
+    kept = build_catalogs(facts, out, keep_flagged=True)["aws"]
+    assert kept.flags[0].endswith("; kept") and "\naws,us-east-1,g5.xlarge," in kept.text
+    _previous(out, "0.3")  # a 3.3x rise: flagged, kept
+    rose = build_catalogs(facts, out)["aws"]
+    assert rose.flags[0].endswith("(3.33x); kept") and "\naws,us-east-1,g5.xlarge," in rose.text
+
+
+def test_dry_run_writes_nothing_and_diff_lists_the_changes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    facts, out = _facts(tmp_path / "facts"), tmp_path / "out"
+    assert _refresh("--from", str(facts), "--out", str(out), "--dry-run") == 0
+    assert not out.exists() or not list(out.iterdir())
+    printed = capsys.readouterr().out
+    assert f"{out / 'aws.csv'}: would write 3 offerings (3 added, 0 removed, 0 changed)" in printed
+    assert "  added: aws us-east-1 p4d.24xlarge (8x A100, $32.7726/h)" in printed
+    _previous(out, "1.0")
+    assert _refresh("--from", str(facts), "--out", str(out), "--provider", "aws", "--diff") == 0
+    printed = capsys.readouterr().out
+    assert "wrote 3 offerings (2 added, 0 removed, 1 changed)" in printed
+    assert "changed: aws us-east-1 g5.xlarge: vcpus '' -> '4';" in printed
+    assert sorted(p.name for p in out.iterdir()) == ["aws.csv"]  # only the provider asked for
+
+
+def test_refresh_needs_a_source_and_a_region_only_with_the_apis(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _refresh("--out", str(tmp_path)) == 2
+    assert "give --provider aws|gcp|azure" in capsys.readouterr().err
+    facts = _facts(tmp_path / "facts")
+    assert _refresh("--from", str(facts), "--out", str(tmp_path), "--region", "us-east-1") == 2
+    assert "--region: only for a refresh from the APIs" in capsys.readouterr().err
+    assert _refresh("--from", str(facts), "--out", str(tmp_path), "--retrieved", "soon") == 2
+    assert "--retrieved: not a date" in capsys.readouterr().err
+
+
+def test_module_entry_point_is_the_catalog_refresh_command(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "cherrypick.catalog.refresh", "--from", str(tmp_path / "no")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 2
+    assert run.stderr.startswith("cherrypick catalog: error: ") and "SOURCES.md" in run.stderr

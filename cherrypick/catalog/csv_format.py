@@ -1,8 +1,12 @@
 """Reading one catalog CSV file into validated ``Offering`` values.
 
 The file starts with ``#`` comment lines (source, retrieval date, notes), then a header with
-exactly ``COLUMNS``, then one row per offering. Every error names the file, its true line number
-(comments included) and the column.
+exactly ``COLUMNS``, then one row per offering. ``zones`` lists the zones of the region where the
+offering exists, cheapest first, separated by spaces (empty: the source has no zones); the reader
+puts them in ``Offering.extra["zones"]`` as a tuple, the order a trial tries them in, and the
+file's ``# retrieved:`` date in ``extra["retrieved"]`` (when its prices were read; None if the
+file does not say). Every error names the file, its true line number (comments included) and the
+column.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ COLUMNS = (
     "network_gbps",
     "price_per_hour",
     "spot_price_per_hour",
+    "zones",
 )
 PROVIDERS = ("aws", "azure", "gcp")
 # Ordered from slowest to fastest GPU-to-GPU link inside a VM (the feature is this ordinal).
@@ -48,17 +53,26 @@ def read_catalog(text: str, source: str, gpus: Mapping[str, GpuSpec], seen: Seen
         raise ValidationError(source, "no header line (the file is empty or only comments)")
     header_line, header = rows[0][0], _cells(rows[0][1])
     _check_header(header, source, header_line)
+    retrieved = _retrieved(text)
     offerings = []
     for number, line in rows[1:]:
         cells = _cells(line)
         if len(cells) != len(header):
             message = f"expected {len(header)} fields, found {len(cells)}"
             raise ValidationError(source, message, line=number)
-        row = _Row(source, number, dict(zip(header, cells, strict=True)))
+        row = _Row(source, number, dict(zip(header, cells, strict=True)), retrieved)
         offering = row.offering(gpus)
         _check_unique(offering, row, seen)
         offerings.append(offering)
     return offerings
+
+
+def _retrieved(text: str) -> str | None:
+    """The file's ``# retrieved: DATE`` comment: when its prices were read from their source."""
+    for line in text.splitlines():
+        if line.startswith("# retrieved:"):
+            return line.split(":", 1)[1].strip() or None
+    return None
 
 
 def _is_data(line: str) -> bool:
@@ -97,6 +111,7 @@ class _Row:
     source: str
     line: int
     values: dict[str, str]
+    retrieved: str | None
 
     def offering(self, gpus: Mapping[str, GpuSpec]) -> Offering:
         return Offering(
@@ -111,7 +126,13 @@ class _Row:
             interconnect=self.choice("interconnect", INTERCONNECTS),
             price_per_hour=self.number("price_per_hour", missing="missing on-demand price"),
             spot_price_per_hour=self.optional_number("spot_price_per_hour"),
-            extra=MappingProxyType({"network_gbps": self.number("network_gbps")}),
+            extra=MappingProxyType(
+                {
+                    "network_gbps": self.number("network_gbps"),
+                    "zones": self.zones(),
+                    "retrieved": self.retrieved,
+                }
+            ),
         )
 
     def error(self, field: str, message: str) -> ValidationError:
@@ -148,6 +169,13 @@ class _Row:
         if value is not None and value <= 0:
             raise self.error(field, f"must be a positive number, got {self.values[field]}")
         return value
+
+    def zones(self) -> tuple[str, ...]:
+        zones = tuple(self.values["zones"].split())
+        repeated = sorted({z for z in zones if zones.count(z) > 1})
+        if repeated:
+            raise self.error("zones", f"zone listed twice: {', '.join(repeated)}")
+        return zones
 
     def _parse(self, field: str) -> float | None:
         raw = self.values[field]

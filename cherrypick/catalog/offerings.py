@@ -1,9 +1,10 @@
 """The configuration catalog: offerings, the candidates built from them, and their features.
 
 An offering is one VM type in one region, as ``configs/catalogs/{aws,azure,gcp}.csv`` list it (our
-own schema, built from sourced facts by ``python -m cherrypick.catalog.refresh``). A candidate is an
-offering times a node count. GPU datasheet figures come from ``configs/gpus.yaml``. Nothing here
-touches the network: catalogs are data, refreshed by a separate command.
+own schema, built by ``cherrypick catalog refresh`` from sourced facts or the providers' APIs),
+with the zones that offer it in ``extra["zones"]``. A candidate is an offering times a node count.
+GPU datasheet figures come from ``configs/gpus.yaml``. Nothing here touches the network: catalogs
+are data, refreshed by a separate command.
 
 Typical use::
 

@@ -27,7 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from cherrypick.providers.base import provider_registry
-    from cherrypick.searching.leftovers import find_leftovers, terminate_leftovers
+    from cherrypick.searching.leftovers import (
+        cleanup_searches,
+        find_leftovers,
+        terminate_leftovers,
+    )
 
     stores = args.store if args.store else _stores_here()
     for path in stores:
@@ -48,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     count = sum(len(s.leftovers) for s in todo) + len(tagged)
     if count == 0:
         print("nothing left running")
+        _print(cleanup_searches(scans))
         return 0
     if not args.yes and not _confirm(count):
         print("nothing terminated (run with --yes to terminate without asking)")
@@ -57,7 +62,13 @@ def run(args: argparse.Namespace) -> int:
             print(line)
     for line in terminate_leftovers(tagged, providers):
         print(line)
+    _print(cleanup_searches(scans))
     return 0
+
+
+def _print(lines: list[str]) -> None:
+    for line in lines:
+        print(line)
 
 
 def _stores_here() -> list[Path]:

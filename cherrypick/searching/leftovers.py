@@ -22,13 +22,21 @@ from cherrypick.providers.base import (
     CREATED_BY,
     TAG_CREATED_BY,
     TAG_SEARCH,
+    CloudOptions,
     InstanceState,
     Provider,
     provider_registry,
 )
 from cherrypick.store import TrialStore
 
-__all__ = ["Leftover", "StoreScan", "find_leftovers", "scan_store", "terminate_leftovers"]
+__all__ = [
+    "Leftover",
+    "StoreScan",
+    "cleanup_searches",
+    "find_leftovers",
+    "scan_store",
+    "terminate_leftovers",
+]
 
 #: A search that has not beaten its heartbeat for this long is taken for dead (it beats every
 #: 30 s; a busy controller may be late once or twice).
@@ -67,7 +75,9 @@ def scan_store(path: Path, providers: Mapping[str, Provider] | None = None) -> S
         owner = _live_owner(store)
         found = _from_store(store, str(path))
         spec = store.spec() if store.has_search() else {}
-    made = _providers_of(spec, path, {p.provider for p in found}, providers or {})
+        launched = {x.provider for x in store.launches() if x.provider != "ssh"}
+    names = {p.provider for p in found} | launched
+    made = _providers_of(spec, path, names, providers or {})
     found += _from_launch_tags(path, made)
     tag = _search_tag(spec)
     return StoreScan(path, owner, _unique(found), made, tag)
@@ -110,6 +120,21 @@ def terminate_leftovers(
         lines += [f"terminated {name} {region} {i}" for i in gone]
     if store is not None and everything:
         _close_launches(store)  # only now: a launch of a machine still up must stay findable
+    return lines
+
+
+def cleanup_searches(scans: Iterable[StoreScan]) -> list[str]:
+    """Delete what each stopped search made besides machines (key pairs, security groups,
+    firewall rules); one line per deletion or failure."""
+    lines: list[str] = []
+    for scan in scans:
+        if scan.live_owner is not None or scan.search_tag is None:
+            continue
+        for provider in scan.providers.values():
+            try:
+                lines += [f"deleted {d}" for d in provider.cleanup_search(scan.search_tag)]
+            except CherrypickError as exc:
+                lines.append(f"cannot delete {provider.name}'s resources of {scan.path}: {exc}")
     return lines
 
 
@@ -206,7 +231,8 @@ def _providers_of(
             made[name] = _inventory_provider(spec, path)
         else:
             try:
-                made[name] = provider_registry.create(name)
+                options = dict(spec.get("clouds", {}).get(name) or {})
+                made[name] = provider_registry.create(name, CloudOptions(**options))
             except CherrypickError as exc:
                 raise InputError(f"{path}: cannot reach provider '{name}': {exc}") from None
     return made

@@ -495,6 +495,19 @@ class Search:
             for machine in leftovers:
                 self._try_end(provider, machine.region, [machine.instance_id])
         self._terminate_stored()
+        self._cleanup_search()
+
+    def _cleanup_search(self) -> None:
+        """Delete what the providers made for the search besides machines (key pairs, security
+        groups, firewall rules), now that its machines are gone."""
+        for provider in {id(p): p for p in self.providers.values()}.values():
+            try:
+                provider.cleanup_search(self.tag)
+            except CherrypickError as exc:
+                self.display.message(
+                    f"cannot delete {provider.name}'s resources of this search ({exc}); to retry:"
+                    f" cherrypick cleanup --store {self.store.path}"
+                )
 
     def _try_end(self, provider: Provider, region: str, ids: list[str]) -> None:
         try:

@@ -3,6 +3,7 @@ features, GPU datasheets), the optimiser's problem, the providers and the worklo
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -16,7 +17,13 @@ from numpy.typing import NDArray
 from cherrypick.catalog import CatalogFilter, GpuSpec, candidate_features, load_catalog, load_gpus
 from cherrypick.errors import InputError, ValidationError, WorkloadError
 from cherrypick.optimizer.base import Objective, Problem
-from cherrypick.providers.base import Candidate, CloudOptions, Provider, provider_registry
+from cherrypick.providers.base import (
+    Candidate,
+    CloudOptions,
+    Offering,
+    Provider,
+    provider_registry,
+)
 from cherrypick.spec import SearchSpec
 from cherrypick.workloads.base import Workload, create_workload
 
@@ -56,7 +63,7 @@ def build_space(spec: SearchSpec) -> SearchSpace:
     clouds = None if f.providers is None else [p for p in f.providers if p != "ssh"]
     chosen = []
     if clouds is None or clouds:
-        offerings = load_catalog(clouds, gpus=gpus)
+        offerings = _spot_priced(load_catalog(clouds, gpus=gpus), spec)
         chosen = CatalogFilter(
             clouds, f.regions, f.gpus, f.min_gpu_memory_gib, f.max_nodes, f.max_price_per_hour
         ).candidates(offerings, gpus)
@@ -71,6 +78,19 @@ def build_space(spec: SearchSpec) -> SearchSpace:
     return SearchSpace(
         tuple(chosen), tuple(chosen[i] for i in kept), tuple(names), matrix[kept], gpus
     )
+
+
+def _spot_priced(offerings: Sequence[Offering], spec: SearchSpec) -> list[Offering]:
+    """A cloud set to ``spot`` is priced at the catalog's spot price (an offering without one
+    cannot be launched as spot, and is left out)."""
+    spot = {name for name, cloud in spec.clouds.items() if cloud.spot}
+    if not spot:
+        return list(offerings)
+    kept = [o for o in offerings if o.provider not in spot or o.spot_price_per_hour is not None]
+    return [
+        dataclasses.replace(o, price_per_hour=o.spot_price_per_hour) if o.provider in spot else o
+        for o in kept
+    ]
 
 
 def _inventory_candidates(spec: SearchSpec, gpus: Mapping[str, GpuSpec]) -> list[Candidate]:

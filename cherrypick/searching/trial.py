@@ -23,8 +23,11 @@ from typing import Any
 from cherrypick.errors import (
     CapacityError,
     CherrypickError,
+    CredentialsError,
     ProvisioningError,
+    QuotaError,
     RunnerError,
+    Scope,
     WorkloadError,
 )
 from cherrypick.optimizer.base import Objective
@@ -57,8 +60,6 @@ __all__ = [
     "with_known_host_key",
 ]
 
-#: How long a placement that had no capacity is not tried again.
-BLOCK_S = 600.0
 #: How long termination may take before the machine is recorded as ``unknown``.
 TERMINATE_LIMIT_S = 600.0
 #: Extra seconds a machine may live past the trial's limit (boot, set-up, collect, teardown).
@@ -86,20 +87,43 @@ class LiveMachines:
 
 
 class PlacementBlocks:
-    """Placements that recently had no capacity, until when (shared by trial threads)."""
+    """What launch errors ruled out, for the rest of the search (shared by trial threads).
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    An error's scope (classified once, in its provider's module) says how far it reaches: a
+    zone or a region for one instance type (no capacity there, a regional quota), the whole
+    cloud for one instance type (a quota over all regions), or the whole cloud (credentials).
+    An error without a scope blocks only the placement it came from.
+    """
+
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._until: dict[str, float] = {}
-        self._clock = clock
+        self._why: dict[tuple[str, str | None, str | None, str | None], str] = {}
 
-    def block(self, key: str, seconds: float = BLOCK_S) -> None:
+    def block(
+        self, provider: str, instance_type: str, placement: Placement, error: ProvisioningError
+    ) -> None:
+        scope = error.scope or Scope.ZONE
+        if scope is Scope.RETRY:
+            return
+        zone = placement.zone if scope is Scope.ZONE else None
+        region = None if scope is Scope.CLOUD else placement.region
+        kind = None if isinstance(error, CredentialsError) else instance_type
         with self._lock:
-            self._until[key] = self._clock() + seconds
+            self._why.setdefault((provider, kind, region, zone), _short(error))
 
-    def blocked(self, key: str) -> bool:
+    def blocked(self, provider: str, instance_type: str, placement: Placement) -> str | None:
+        """Why ``instance_type`` cannot be launched in ``placement`` (None: nothing known)."""
+        keys = [(provider, None, None, None)]
+        for kind in (instance_type, None):
+            keys += [(provider, kind, None, None), (provider, kind, placement.region, None)]
+            keys.append((provider, kind, placement.region, placement.zone))
         with self._lock:
-            return self._until.get(key, -1.0) > self._clock()
+            return next((self._why[k] for k in keys if k in self._why), None)
+
+
+def _short(error: ProvisioningError) -> str:
+    what = type(error).__name__.removesuffix("Error").lower()
+    return f"{what} ({error.code})" if error.code else what
 
 
 @dataclass
@@ -197,24 +221,48 @@ class TrialRunner:
     def _launch_once(self) -> tuple[_Launched | None, str, float | None]:
         reasons: list[str] = []
         retries: list[float] = []
+        blocks = self.context.blocks
         for attempt, (provider, candidate, placement) in enumerate(self._placements()):
-            key = f"{provider.name}/{candidate.offering.instance_type}/{placement.describe()}"
-            if self.context.blocks.blocked(key):
-                reasons.append(f"{placement.describe()}: no capacity lately")
+            instance_type = candidate.offering.instance_type
+            why = blocks.blocked(provider.name, instance_type, placement) or self._short_of_quota(
+                provider, candidate, placement
+            )
+            if why is not None:
+                reasons.append(f"{placement.describe()}: {why}")
                 continue
             self._event(Phase.LAUNCHING, placement.describe())
             try:
-                record = self._try_launch(provider, candidate, placement, attempt, reasons)
-            except CapacityError as exc:
-                if exc.retry_s is None:
+                record = self._try_launch(provider, candidate, placement, attempt)
+            except ProvisioningError as exc:
+                if isinstance(exc, CapacityError) and exc.retry_s is not None:
+                    reasons.append(f"{placement.describe()}: {exc}")
+                    retries.append(exc.retry_s)
+                    continue
+                blocks.block(provider.name, instance_type, placement, exc)
+                kind = "no capacity" if isinstance(exc, CapacityError) else "cannot launch"
+                reasons.append(f"{placement.describe()}: {kind} ({exc})")
+                if isinstance(exc, CredentialsError):
                     raise
-                retries.append(exc.retry_s)
                 continue
-            if record is not None:
-                return _Launched(provider, candidate, record, self._launched_at or 0.0), "", None
-            self.context.blocks.block(key)
+            return _Launched(provider, candidate, record, self._launched_at or 0.0), "", None
         why = "no placement has machines: " + "; ".join(reasons)
         return None, why, min(retries) if retries else None
+
+    def _short_of_quota(
+        self, provider: Provider, candidate: Candidate, placement: Placement
+    ) -> str | None:
+        """Why the account's quota cannot hold the candidate there (the placement is skipped
+        untried, and said so), or None."""
+        try:
+            shortfall = provider.quota_shortfall(candidate, placement)
+        except CherrypickError:
+            return None  # a quota that cannot be read is no reason to skip: the launch will tell
+        if shortfall is None:
+            return None
+        self._event(Phase.LAUNCHING, f"skipped {placement.describe()}: {shortfall}")
+        error = QuotaError(provider.name, shortfall, region=placement.region)
+        self.context.blocks.block(provider.name, candidate.offering.instance_type, placement, error)
+        return f"skipped: {shortfall}"
 
     def _placements(self) -> list[tuple[Provider, Candidate, Placement]]:
         found = []
@@ -224,13 +272,8 @@ class TrialRunner:
         return found
 
     def _try_launch(
-        self,
-        provider: Provider,
-        candidate: Candidate,
-        placement: Placement,
-        attempt: int,
-        reasons: list[str],
-    ) -> ProvisionRecord | None:
+        self, provider: Provider, candidate: Candidate, placement: Placement, attempt: int
+    ) -> ProvisionRecord:
         c = self.context
         name = f"{c.search_tag}-t{self.trial_id}-a{attempt}"
         tags = machine_tags(c.search_tag, self.trial_id, c.owner)
@@ -243,15 +286,10 @@ class TrialRunner:
         asked = time.monotonic()
         try:
             record = provider.run_instances(request)
-            self._launch_s = time.monotonic() - asked
-        except ProvisioningError as exc:
+        except ProvisioningError:
             c.store.set_launch_state(name, "failed")
-            if isinstance(exc, CapacityError) and exc.retry_s is not None:
-                reasons.append(f"{placement.describe()}: {exc}")
-                raise
-            kind = "no capacity" if isinstance(exc, CapacityError) else "cannot launch"
-            reasons.append(f"{placement.describe()}: {kind} ({exc})")
-            return None
+            raise
+        self._launch_s = time.monotonic() - asked
         c.live.add(provider, record)
         c.store.set_launch_state(name, "launched")
         machines = [Instance(provider.name, i, placement.region) for i in record.instance_ids]
@@ -363,6 +401,7 @@ class TrialRunner:
             "billed_s_per_machine": billed,
             "placement": launched.record.placement.describe(),
             "offering": launched.candidate.offering.key,
+            "machine_price_per_hour": launched.candidate.offering.price_per_hour,
         }
         details = {
             **result.details,

@@ -521,6 +521,13 @@ class TrialStore:
         )
         return [LaunchRow.from_sql(r) for r in rows]
 
+    def launches(self, trial_id: int | None = None) -> list[LaunchRow]:
+        """Every launch asked for (of ``trial_id``, or all), in the order asked: where each
+        trial tried, and what came of it."""
+        where, params = ("", ()) if trial_id is None else (" WHERE trial_id = ?", (int(trial_id),))
+        rows = self._read(f"SELECT {LAUNCH_COLUMNS} FROM launches{where} ORDER BY rowid", params)
+        return [LaunchRow.from_sql(r) for r in rows]
+
     # -- reservations (hosts of an inventory) -----------------------------------------------------
 
     def reserve_hosts(self, provider: str, hosts: Sequence[str], trial_id: int) -> bool:

@@ -1,6 +1,7 @@
-"""Offline tooling: rebuild ``configs/catalogs/*.csv`` from sourced catalog facts. Never run by a
-search; ``python -m cherrypick.catalog.refresh --from FACTS --out configs/catalogs``."""
+"""Offline tooling: rebuild ``configs/catalogs/*.csv`` from sourced catalog facts or from the
+providers' APIs. Never run by a search: ``cherrypick catalog refresh --from DIR | --provider P``."""
 
-from cherrypick.catalog.refresh.build import build_catalogs, main
+from cherrypick.catalog.refresh.api import DEFAULT_REGIONS, refresh_from_api
+from cherrypick.catalog.refresh.build import Refreshed, build_catalogs
 
-__all__ = ["build_catalogs", "main"]
+__all__ = ["DEFAULT_REGIONS", "Refreshed", "build_catalogs", "refresh_from_api"]

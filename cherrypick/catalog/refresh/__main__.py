@@ -1,3 +1,7 @@
-from cherrypick.catalog.refresh.build import main
+"""``python -m cherrypick.catalog.refresh ARGS``: ``cherrypick catalog refresh ARGS``."""
 
-raise SystemExit(main())
+import sys
+
+from cherrypick.cli import main
+
+raise SystemExit(main(["catalog", "refresh", *sys.argv[1:]]))

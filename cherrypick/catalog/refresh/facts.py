@@ -2,7 +2,7 @@
 
 The three clouds' files differ in column order and in shape: AWS and Azure list one row per VM
 type and zone (Azure: per region), GCP lists host rows and accelerator rows that a GPU VM sums.
-Every documented data problem is handled here or in ``catalog_build`` and counted in ``Notes``.
+Every documented data problem is handled here or in ``rows`` and counted in ``Notes``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from cherrypick.catalog.refresh.offers import Notes, ZoneOffer
 from cherrypick.catalog.refresh.rules import (
     EXCLUDED_ACCELERATORS,
     GPU_KEYS,
@@ -31,37 +32,6 @@ _UNPAIRED_HOST = {
     True: "left out: n1 host rows other than n1-standard-(8 x GPUs), the one host we pair with "
     "1, 2, 4 or 8 attachable GPUs (8 vCPUs and 30 GB per GPU, within GCP's per-GPU vCPU limits)",
 }
-
-
-@dataclass(frozen=True)
-class ZoneOffer:
-    """One GPU VM type in one zone (Azure: region) with its prices, before zones are collapsed."""
-
-    region: str
-    zone: str
-    instance_type: str
-    vcpus: int
-    memory_gib: float
-    gpu: str
-    gpus_per_node: int
-    gpu_memory_gib: float | None  # None: the catalog does not say; the datasheet figure is used
-    price: float | None
-    spot: float | None
-
-
-class Notes:
-    """Counts of what was done to which source rows, in the order first seen."""
-
-    def __init__(self) -> None:
-        self._counts: dict[str, int] = {}
-
-    def count(self, what: str, rows: int = 1) -> None:
-        self._counts[what] = self._counts.get(what, 0) + rows
-
-    def lines(self) -> list[str]:
-        return [
-            f"{what} [{n} source row{'s' if n > 1 else ''}]" for what, n in self._counts.items()
-        ]
 
 
 @dataclass(frozen=True)
@@ -105,7 +75,9 @@ class _Line:
             notes.count(f"left out: {EXCLUDED_ACCELERATORS[name]}")
             return None
         if name not in GPU_KEYS:
-            message = f"unknown accelerator '{name}' (map it in cherrypick/_catalog_rules.py)"
+            message = (
+                f"unknown accelerator '{name}' (map it in cherrypick/catalog/refresh/rules.py)"
+            )
             raise self.error("AcceleratorName", message)
         return GPU_KEYS[name]
 
@@ -139,12 +111,11 @@ def read_azure(path: Path, notes: Notes) -> list[ZoneOffer]:
             notes.count(f"{name}: AcceleratorCount {listed} corrected to {count} (Azure docs)")
         if azure_gpu(name, gpu) != gpu:
             notes.count(f"{name}: GPU '{gpu}' is the {azure_gpu(name, gpu)} (Azure docs)")
-        # Azure rows carry no zone: the region is the only placement
-        offers.append(_offer(line, azure_gpu(name, gpu), count, line.row["Region"]))
+        offers.append(_offer(line, azure_gpu(name, gpu), count, None))  # Azure rows: no zone
     return offers
 
 
-def _offer(line: _Line, gpu: str, count: int, zone: str) -> ZoneOffer:
+def _offer(line: _Line, gpu: str, count: int, zone: str | None) -> ZoneOffer:
     return ZoneOffer(
         region=line.row["Region"],
         zone=zone,

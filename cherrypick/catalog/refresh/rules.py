@@ -1,7 +1,8 @@
 """What the catalog refresh knows beyond the facts: GPU names, machine shapes, links, networks.
 
-Each rule carries its source in ``RULE_NOTES``, which ``catalog_build`` writes into the header of
-the provider's CSV, so a reader of a catalog sees where every column came from.
+Each rule carries its source in ``RULE_NOTES``, which the refresh writes into the header of the
+provider's CSV, so a reader of a catalog sees where every column came from. The facts build and
+the provider API refresh share these rules.
 """
 
 from __future__ import annotations
@@ -155,18 +156,19 @@ SOURCE_NOTES = {
     "gcp": (
         "price_per_hour = host row + accelerator row of the same zone and GPU count (GCP bills "
         "both); a zone needs both rows; spot likewise (empty if either spot is)",
-        "accelerator prices are kept as the source lists them although some look odd: H100 x8 "
-        "33.61 in us-central1, 78.37 in us-east4, 101.88 in europe-west4; H100-MEGA x8 82.75 in "
-        "the US; H200 x8 74.49 in the US, 36.60 in europe-west4; A100 x1 1.61 in europe-west4, "
-        "2.93 in us-central1",
+        "accelerator prices as the source lists them, although some look odd: H100 x8 33.61 in "
+        "us-central1, 78.37 in us-east4, 101.88 in europe-west4; H100-MEGA x8 82.75 in the US; "
+        "H200 x8 74.49 in the US, 36.60 in europe-west4; A100 x1 1.61 in europe-west4, 2.93 in "
+        "us-central1; the flags below drop the us-central1 A3 High and Edge rows: Google's "
+        "billing catalog prices a3-highgpu-8g at 88.49 there and 88.56 in us-east4 "
+        "(Cyclenerd/google-cloud-pricing-cost-calculator pricing.yml @ 0166a59e, generated "
+        "2025-03-06 from the Cloud Billing Catalog API), not 43.07",
         "H100-MEGA (the accelerator row of a3-megagpu-8g) is an H100 80GB",
         "n1 instance types are named <host>+<count>x<GPU>, e.g. n1-standard-8+1xT4",
     ),
     "azure": (
         "not in the facts: westeurope (the v6 catalog lists US regions only); types with an "
         "empty AcceleratorName (NC*ads_A10_v4, NCC40ads_H100_v5, ND40s_v3, NG*_V620)",
-        "kept as listed although Azure retired them: NC-series (K80) and NC_Promo on 2023-09-06, "
-        "NCv3 NC6s/NC12s/NC24s_v3 on 2025-09-30 (Azure retirement notices)",
         "*_Promo (K80) rows list no spot price",
         "gpu_memory_gib: the catalog gives none for Azure: the configs/gpus.yaml figure",
     ),
