@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from test_provider_contract import CLOUDS, _harness
 
 from cherrypick import cli
 from cherrypick.bench.loopback import TINY_CNN
+from cherrypick.searching import execution
 from cherrypick.searching.loop import Search
 from cherrypick.store import TrialStore
 
@@ -28,13 +30,15 @@ def search_file(tmp_path: Path, harness: Any) -> Path:
     offering = harness.candidate.offering
     cloud = offering.provider
     spec = {
-        "workload": {"name": "cnn", "params": TINY_CNN},
+        "workload": {"name": "cnn", "params": {**TINY_CNN, "device": "cpu", "python": sys.executable}},
         "objective": {"kind": "cost"},
         "filters": {
             "providers": [cloud],
             "regions": [offering.region],
             "gpus": [offering.gpu],
             "max_nodes": 1,
+            # The 1-GPU machines and the next size up (2 GPUs on GCP: two processes on one node).
+            "max_price_per_hour": round(offering.price_per_hour * 2.01, 3),
         },
         "budget": {"max_trials": 2},
         "stop": {"min_trials": 2},
@@ -66,6 +70,8 @@ def reach_at_loopback(sshd: Sshd, monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return connect(self, mapped)
 
     monkeypatch.setattr(Search, "_connect", at_loopback)
+    # The cloud image's interpreter, which has torch (as a deep-learning image's has), is this one.
+    monkeypatch.setattr(execution, "_python", lambda instance: sys.executable)
     return asked
 
 

@@ -48,7 +48,9 @@ def test_a_spot_cloud_is_priced_at_spot_and_keeps_only_offerings_with_a_spot_pri
         if offering.provider == "aws":
             assert before.spot_price_per_hour is not None
             assert offering.price_per_hour == before.spot_price_per_hour < before.price_per_hour
+            assert offering.extra["spot"] is True
         else:
             assert offering.price_per_hour == before.price_per_hour
+            assert "spot" not in offering.extra
     without = [k for k in aws if on_demand[k].spot_price_per_hour is None]
     assert not set(without) & set(spot)

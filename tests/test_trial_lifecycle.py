@@ -14,7 +14,7 @@ from cherrypick.workloads.base import TrialResult, Workload
 from test_search import Steps
 
 from cherrypick.api import search
-from cherrypick.errors import CapacityError
+from cherrypick.errors import CapacityError, Scope
 from cherrypick.store import TrialStore
 from cherrypick.trials import TrialStatus
 
@@ -39,7 +39,9 @@ class FullRegion(SimulatedProvider):
             private = (self.key_dir / "id_ed25519").read_text().splitlines()[1:-1]
             self.private_keys.add("".join(private))
         if self.full is None or where in self.full:
-            raise CapacityError(self.name, "no machines of that type here", region=where)
+            raise CapacityError(
+                self.name, "no machines of that type here", region=where, scope=Scope.REGION
+            )
         return super().run_instances(request)
 
 
@@ -79,7 +81,7 @@ def test_a_full_region_sends_the_trial_to_the_next_placement_and_bills_it_there(
         (row,) = store.trials()
         launches = {(launch.region, launch.state) for launch in store.open_launches()}
     assert row.status == TrialStatus.OK and row.result is not None
-    assert row.result["billing"]["placement"] == provider.asked[1][1]
+    assert row.result["billing"]["placement"].split("/")[0] == provider.asked[1][1]
     assert launches == set()  # the failed and the used launch are both closed
 
 

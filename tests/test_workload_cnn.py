@@ -60,6 +60,12 @@ def test_single_gpu_runs_plain_python_with_the_config_as_a_file() -> None:
     assert json.loads(written)["model"] == "resnet50"
 
 
+def test_a_device_the_user_names_is_kept_on_a_gpu_machine() -> None:
+    command = CNNWorkload({"device": "cpu"}).command(Candidate(GPU1), 0, "10.0.0.1", 29500)
+    written = shlex.split(command.split(" > ")[0])[-1]
+    assert json.loads(written)["device"] == "cpu"
+
+
 def test_multi_node_gpus_use_torchrun_with_rank_and_master() -> None:
     command = CNNWorkload({}).command(Candidate(GPU4, nodes=2), 1, "10.0.0.1", 29500)
     launcher = command.split(" && ", 1)[1]

@@ -138,9 +138,12 @@ class Execution:
         from cherrypick.runners.job import RemoteJob
 
         head = self.cluster.head
+        # One machine's processes meet on loopback: its private address may not be routable from
+        # itself (a NAT'd or mapped one), and nothing else needs to reach the port.
+        master = head.internal_ip if len(self.cluster.instances) > 1 else "127.0.0.1"
         for instance, path in zip(self.cluster.instances, paths, strict=True):
             command = self.workload.command(
-                self.candidate, instance.node_rank, head.internal_ip, self.master_port
+                self.candidate, instance.node_rank, master, self.master_port
             )
             job = RemoteJob(functools.partial(self.connect, instance), _workdir(instance), "job")
             self._jobs.append(job)

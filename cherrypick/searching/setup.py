@@ -88,7 +88,9 @@ def _spot_priced(offerings: Sequence[Offering], spec: SearchSpec) -> list[Offeri
         return list(offerings)
     kept = [o for o in offerings if o.provider not in spot or o.spot_price_per_hour is not None]
     return [
-        dataclasses.replace(o, price_per_hour=o.spot_price_per_hour) if o.provider in spot else o
+        dataclasses.replace(o, price_per_hour=o.spot_price_per_hour, extra={**o.extra, "spot": True})
+        if o.provider in spot
+        else o
         for o in kept
     ]
 

@@ -13,6 +13,7 @@ runtime.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -334,7 +335,7 @@ class TrialRunner:
                 timeout_s=c.timeout_s,
                 cancel=c.cancel,
                 phase=lambda phase, detail: self._event(Phase(phase), detail),
-                master_port=20000 + (self.trial_id * 7919) % 20000,
+                master_port=_master_port(c.search_tag, self.trial_id),
                 reached=lambda instance: c.store.mark_reached(instance.instance_id),
             )
             return execution.run()
@@ -402,6 +403,8 @@ class TrialRunner:
             "placement": launched.record.placement.describe(),
             "offering": launched.candidate.offering.key,
             "machine_price_per_hour": launched.candidate.offering.price_per_hour,
+            "spot": bool(launched.candidate.offering.extra.get("spot")),
+            "catalog_retrieved": launched.candidate.offering.extra.get("retrieved"),
         }
         details = {
             **result.details,
@@ -454,3 +457,10 @@ def with_known_host_key(instance: Instance, store: TrialStore) -> Instance:
     if instance.host_key is not None:
         return instance
     return dataclasses.replace(instance, host_key=store.host_key(instance.instance_id))
+
+
+def _master_port(search_tag: str, trial_id: int) -> int:
+    """The rendezvous port of a trial's head node: one of 20000 ports, from the search and the
+    trial, so that two searches (or two trials) sharing hosts rarely pick the same one."""
+    digest = hashlib.sha256(f"{search_tag}/{trial_id}".encode()).digest()
+    return 20000 + int.from_bytes(digest[:4], "big") % 20000

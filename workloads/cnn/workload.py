@@ -64,7 +64,8 @@ class CNNWorkload(Workload):
         self, candidate: Candidate, node_rank: int, master_addr: str, master_port: int
     ) -> str:
         gpus = candidate.offering.gpus_per_node
-        settings = {**self.config.to_dict(), "device": "cuda" if gpus else "cpu"}
+        device = self.config.device if self.config.device != "auto" else "cuda" if gpus else "cpu"
+        settings = {**self.config.to_dict(), "device": device}
         if not gpus and not self.config.threads:
             settings["threads"] = candidate.offering.vcpus  # a CPU host's size is its threads
         config_path = f"{_RUN_DIR}/run.yaml"  # JSON is YAML
