@@ -87,8 +87,8 @@ class StopSpec(_Section):
     after at least ``min_trials`` trials. CherryPick's 6 counts its 3 quasi-random starting
     points; a search with the performance model as its prior aims from the first trial, and its
     expected improvement is soon small, so the trial count is what decides how close it comes:
-    8 by default (dry-run benchmark, docs/benchmarks.md: 92.2% of searches within 5% of the
-    optimum over 30 seeds, 91.1% with 6). ``min_chance``: under a deadline (or cost cap) that
+    8 by default (dry-run benchmark, docs/benchmarks.md: 88.5% of searches within 5% of the
+    optimum over 30 seeds, 87.0% with 6). ``min_chance``: under a deadline (or cost cap) that
     no trial has met yet, stop once no untried configuration has even this probability of
     meeting it."""
 

@@ -7,6 +7,7 @@ group)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import sys
@@ -30,7 +31,10 @@ def search_file(tmp_path: Path, harness: Any) -> Path:
     offering = harness.candidate.offering
     cloud = offering.provider
     spec = {
-        "workload": {"name": "cnn", "params": {**TINY_CNN, "device": "cpu", "python": sys.executable}},
+        "workload": {
+            "name": "cnn",
+            "params": {**TINY_CNN, "device": "cpu", "python": sys.executable},
+        },
         "objective": {"kind": "cost"},
         "filters": {
             "providers": [cloud],
@@ -87,16 +91,24 @@ def _authorise(sshd: Sshd, private: Path) -> None:
             out.write(line)
 
 
-@pytest.mark.parametrize("cloud", CLOUDS)
-def test_a_search_on_the_clouds_fake_recommends_and_leaves_nothing(
-    cloud: str, sshd: Sshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
-) -> None:
+@contextlib.contextmanager
+def cloud_behind_the_cli(cloud: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The cloud's fake harness, whose provider is the one ``cherrypick search`` makes for
+    ``cloud``, with the working directory and cache in ``tmp_path``."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
     with _harness(cloud, tmp_path) as harness:
         monkeypatch.setitem(
             provider_registry._factories, cloud, lambda *args, **kwargs: harness.provider
         )
+        yield harness
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_a_search_on_the_clouds_fake_recommends_and_leaves_nothing(
+    cloud: str, sshd: Sshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    with cloud_behind_the_cli(cloud, tmp_path, monkeypatch) as harness:
         asked = reach_at_loopback(sshd, monkeypatch)
         code = cli.main(["search", str(search_file(tmp_path, harness)), "--json", "--quiet"])
         out = capsys.readouterr()
@@ -112,3 +124,22 @@ def test_a_search_on_the_clouds_fake_recommends_and_leaves_nothing(
             assert [x.state for x in store.launches()] == ["terminated"] * len(store.launches())
         assert harness.leftovers(tag.pop()) == []
     assert not any(Path(f"{tmp_path / 'search.sqlite'}.keys").glob("*"))
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_bad_credentials_end_the_search_with_doctors_advice_after_one_attempt(
+    cloud: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    with cloud_behind_the_cli(cloud, tmp_path, monkeypatch) as harness:
+        for candidate in [harness.candidate, *harness.alternatives]:
+            for placement in harness.provider.placements(candidate):
+                harness.fail(placement, "credentials")
+        code = cli.main(["search", str(search_file(tmp_path, harness)), "--quiet"])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert f"cherrypick doctor --provider {cloud}" in err
+        assert "Traceback" not in err
+        with TrialStore(tmp_path / "search.sqlite", create=False) as store:
+            assert len(store.launches()) == 1  # the whole cloud is blocked after the first
+            assert store.live_instances() == []
+        assert harness.live_ids() == set()

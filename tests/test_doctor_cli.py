@@ -84,6 +84,7 @@ def test_a_missing_sdk_names_the_extra_that_installs_it(
     capsys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real = importlib.util.find_spec
+
     def find_spec(name: str, *args: Any) -> Any:
         return None if name == "googleapiclient" else real(name, *args)
 

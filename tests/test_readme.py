@@ -49,6 +49,13 @@ ALLOWED = {
     "cherrypick bench loopback --trials 5": "a minute and a half of real training over SSH;"
     " covered by tests/test_bench_loopback.py (the overhead part, through the same command) and"
     " tests/test_ssh_search.py (the same 4-trial search)",
+    "python -m pip install .[aws]": "installs the package, as the first command does; .ci/run"
+    " installs every cloud's SDK with .[test]",
+    "cherrypick doctor configs/examples/first-cloud-search.yaml": "needs an AWS account; covered"
+    " by tests/test_doctor_cli.py (the same command over moto: credentials, quotas, fixes)",
+    "cherrypick search configs/examples/first-cloud-search.yaml": "launches real AWS machines;"
+    " covered by tests/test_cloud_search.py (a search through each cloud's faithful fake, whose"
+    " machines are a loopback sshd that trains)",
     TORCHRUN: "needs two machines with 8 GPUs each; covered by tests/test_cnn_ddp.py::"
     "test_two_ranks_train_with_gloo_and_rank0_merges, which runs the same module under"
     " torch.distributed.run with two CPU processes",
@@ -345,6 +352,24 @@ def _refresh(argv: list[str], command: str) -> Case:
     return Case(_set(argv, "--out", "built"), check)
 
 
+def _catalog_list(argv: list[str]) -> Callable[[subprocess.CompletedProcess[str], Path], None]:
+    """The offerings the filters ask for, cheapest first."""
+
+    def check(done: subprocess.CompletedProcess[str], cwd: Path) -> None:
+        lines = [line.split() for line in done.stdout.splitlines() if line.strip()]
+        header, *rows, total = lines
+        assert header[:3] == ["provider", "region", "instance"] and rows, done.stdout
+        assert total == [str(len(rows)), "offerings"], total
+        price = header.index("$/h")  # both two words a column: "GPU mem", "40 GiB"
+        prices = [float(row[price]) for row in rows]
+        assert prices == sorted(prices), prices
+        gpu, most = _value(argv, "--gpu"), _value(argv, "--max-price")
+        assert gpu is None or all(f"x {gpu}" in " ".join(row) for row in rows)
+        assert most is None or max(prices) <= float(most)
+
+    return check
+
+
 def _case(argv: list[str]) -> Case:
     """The fast variant of a documented command; a new kind of command needs a rule here."""
     command = " ".join(argv)
@@ -359,6 +384,8 @@ def _case(argv: list[str]) -> Case:
         return _bench(argv)
     if program == "cherrypick" and rest[0] == "cleanup":
         return _cleanup(argv)
+    if program == "cherrypick" and rest[:2] == ["catalog", "list"]:
+        return Case(argv, _catalog_list(argv))
     if program == "python" and rest[:2] == ["-m", "cherrypick.perfmodel"]:
         return Case(argv, _ranking)
     if program == "python" and rest[:2] == ["-m", "cherrypick.perfmodel.published"]:

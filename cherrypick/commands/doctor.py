@@ -51,7 +51,7 @@ def _clouds(args: argparse.Namespace) -> list[tuple[str, list[Offering], tuple[o
         spec = load_spec(args.file)
     names = args.provider or _clouds_of(spec)
     gpus = load_gpus()
-    found = []
+    found: list[tuple[str, list[Offering], tuple[object, ...]]] = []
     for name in names:
         offerings = load_catalog([name], gpus=gpus)
         options = CloudOptions() if spec is None else cloud_options(spec, name)

@@ -86,13 +86,14 @@ def _spot_priced(offerings: Sequence[Offering], spec: SearchSpec) -> list[Offeri
     spot = {name for name, cloud in spec.clouds.items() if cloud.spot}
     if not spot:
         return list(offerings)
-    kept = [o for o in offerings if o.provider not in spot or o.spot_price_per_hour is not None]
-    return [
-        dataclasses.replace(o, price_per_hour=o.spot_price_per_hour, extra={**o.extra, "spot": True})
-        if o.provider in spot
-        else o
-        for o in kept
-    ]
+    priced: list[Offering] = []
+    for o in offerings:
+        if o.provider not in spot:
+            priced.append(o)
+        elif o.spot_price_per_hour is not None:
+            extra = {**o.extra, "spot": True}
+            priced.append(dataclasses.replace(o, price_per_hour=o.spot_price_per_hour, extra=extra))
+    return priced
 
 
 def _inventory_candidates(spec: SearchSpec, gpus: Mapping[str, GpuSpec]) -> list[Candidate]:

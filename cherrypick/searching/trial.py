@@ -114,7 +114,7 @@ class PlacementBlocks:
 
     def blocked(self, provider: str, instance_type: str, placement: Placement) -> str | None:
         """Why ``instance_type`` cannot be launched in ``placement`` (None: nothing known)."""
-        keys = [(provider, None, None, None)]
+        keys: list[tuple[str, str | None, str | None, str | None]] = [(provider, None, None, None)]
         for kind in (instance_type, None):
             keys += [(provider, kind, None, None), (provider, kind, placement.region, None)]
             keys.append((provider, kind, placement.region, placement.zone))
