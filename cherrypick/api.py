@@ -54,6 +54,7 @@ def search(
     trial_timeout_s: float = 3600.0,
     store: Path | str | None = None,
     progress: bool | Display = False,
+    force: bool = False,
 ) -> SearchResult:
     """Search for the best configuration for ``workload``; returns a :class:`SearchResult`
     (``.recommendation``, ``.runners_up``, ``.trials`` as a DataFrame, ...).
@@ -66,7 +67,9 @@ def search(
     ``store`` keeps the trials (an existing store of the same search is resumed); by default
     they live in a temporary file. ``progress=True`` shows the trials on stderr (a live table
     on a terminal, else a line per event); a :class:`~cherrypick.searching.display.Display`
-    object receives the events.
+    object receives the events. When the performance model says no candidate can do the job
+    (none fits in memory, or none has ``min_chance`` of meeting the limit), the search raises
+    :class:`~cherrypick.errors.HopelessJobError` before any trial; ``force=True`` searches anyway.
     """
     spec = _spec(
         workload,
@@ -92,6 +95,7 @@ def search(
     options: dict[str, Any] = {
         "workload": job,
         "display": display,
+        "force": force,
         **_provider_options(provider),
     }
     try:

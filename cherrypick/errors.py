@@ -5,7 +5,8 @@
     CherrypickError                      root: catch this to catch everything we raise
     ├── InputError                       the user's input is wrong (exit code 2)
     │   ├── ValidationError              a file's content is wrong: file, line, field
-    │   └── UnknownNameError             a registry has no such name: lists the known ones
+    │   ├── UnknownNameError             a registry has no such name: lists the known ones
+    │   └── HopelessJobError             the model says no candidate can run the job as asked
     ├── ProvisioningError                a provider could not give us a machine (its ``scope``)
     │   ├── CapacityError                ... because the cloud had none there (try elsewhere)
     │   │   └── QuotaError               ... because the account's quota is used up there
@@ -32,6 +33,7 @@ __all__ = [
     "CherrypickError",
     "CommandTimeout",
     "CredentialsError",
+    "HopelessJobError",
     "HostKeyError",
     "InputError",
     "ProvisioningError",
@@ -79,6 +81,12 @@ class ValidationError(InputError):
         if field is not None:
             where += f", field '{field}'"
         super().__init__(f"{where}: {message}")
+
+
+class HopelessJobError(InputError):
+    """Before any trial, the performance model says no candidate can do the job as asked: none
+    fits it in memory, or none has even the stop rule's ``min_chance`` of meeting the deadline
+    (or cost cap). ``--force`` searches anyway."""
 
 
 class UnknownNameError(InputError):

@@ -17,7 +17,7 @@ from cherrypick.workloads.base import TrialResult, Workload
 
 from cherrypick.api import search
 from cherrypick.cli import main
-from cherrypick.errors import SearchInterrupted, StoreError
+from cherrypick.errors import HopelessJobError, SearchInterrupted, StoreError
 from cherrypick.store import TrialStore
 
 SMALL = {"providers": ["aws"], "max_nodes": 2}
@@ -104,10 +104,12 @@ def test_custom_workload_through_the_api(tmp_path: Path) -> None:
 
 
 def test_a_deadline_nothing_can_meet_stops_after_min_trials() -> None:
-    # Steps' fastest machine (32 GPUs) takes about 1125 s: a 60 s deadline is out of reach.
-    result = search(
-        Steps(), "cost", max_runtime_s=60, providers=["gcp"], max_trials=20, min_trials=6
-    )
+    # Steps' fastest machine (32 GPUs) takes about 1125 s: a 60 s deadline is out of reach,
+    # which the model says before any trial; forced, the search stops after min_trials.
+    hopeless = {"max_runtime_s": 60, "providers": ["gcp"], "max_trials": 20, "min_trials": 6}
+    with pytest.raises(HopelessJobError, match="the deadline .* is 1m00s"):
+        search(Steps(), "cost", **hopeless)  # type: ignore[arg-type]
+    result = search(Steps(), "cost", force=True, **hopeless)  # type: ignore[arg-type]
     assert result.recommendation is None
     assert result.trials_used == 6
     assert result.stopped_because == "no untried configuration is likely to meet the constraint"

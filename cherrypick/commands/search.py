@@ -26,6 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, help="override the search file's seed")
     parser.add_argument("--parallel", type=int, help="override the search file's parallelism")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="search even when the performance model says no candidate can do the job as asked",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--quiet", action="store_true", help="no per-trial lines on stderr")
 
@@ -50,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
             workload=workload,
             display=display,
             space=space,
+            force=args.force,
         )
     finally:
         if display is not None:

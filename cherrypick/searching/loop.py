@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cherrypick.errors import CherrypickError, SearchInterrupted, StoreError
+from cherrypick.errors import CherrypickError, HopelessJobError, SearchInterrupted, StoreError
 from cherrypick.optimizer import BayesianStrategy, StopRule, Strategy, make_strategy
 from cherrypick.optimizer.base import Observation
 from cherrypick.providers.base import (
@@ -41,8 +41,10 @@ from cherrypick.providers.base import (
 from cherrypick.runners.base import Runner
 from cherrypick.runners.ship import Package
 from cherrypick.searching.display import Display, NullDisplay, SearchStatus, TrialEvent
+from cherrypick.searching.preflight import refuse_hopeless
 from cherrypick.searching.result import Choice, SearchResult
 from cherrypick.searching.setup import (
+    MIN_FIT,
     SearchSpace,
     build_problem,
     build_providers,
@@ -99,8 +101,10 @@ class Search:
         store: TrialStore,
         display: Display | None = None,
         identity: Mapping[str, Any] | None = None,
+        force: bool = False,
     ) -> None:
         self.spec = spec
+        self.force = force
         self.space = space
         self.candidates = space.candidates
         self.objective = objective_of(spec)
@@ -131,8 +135,12 @@ class Search:
         )
 
     def run(self) -> SearchResult:
-        stored = self._open()
         strategy = self._strategy()
+        if not self.force and not self.store.has_search():  # a resumed search was let through
+            refuse_hopeless(
+                strategy.problem, strategy, self.candidates, self.spec.stop.min_chance, MIN_FIT
+            )
+        stored = self._open()
         progress = _Progress()
         beat = _Heartbeat(self.store, self.context.owner)
         pool = ThreadPoolExecutor(self.spec.parallel, thread_name_prefix="trial")
@@ -671,20 +679,28 @@ def run_search(
     providers: Mapping[str, Provider] | None = None,
     display: Display | None = None,
     space: SearchSpace | None = None,
+    force: bool = False,
 ) -> SearchResult:
     """Run (or resume, if the store holds it) the search ``spec`` describes.
 
     ``workload`` and ``providers`` override what the spec names (the Python API passes objects);
-    ``space`` one the caller built already from the same spec (the dry-run benchmark does).
+    ``space`` one the caller built already from the same spec (the dry-run benchmark does);
+    ``force``: search even when the performance model says no candidate can do the job.
     """
     space = space if space is not None else build_space(spec)
     job = workload if workload is not None else build_workload(spec)
     identity = {**spec.identity(), "dry_run": dry_run}
     path = Path(store_path if store_path is not None else spec.store)
-    with TrialStore(path) as store:
-        clouds = (
-            providers
-            if providers is not None
-            else build_providers(space, dry_run, spec, store=store)
-        )
-        return Search(spec, space, job, clouds, store, display, identity).run()
+    existed = path.exists()
+    try:
+        with TrialStore(path) as store:
+            clouds = (
+                providers
+                if providers is not None
+                else build_providers(space, dry_run, spec, store=store)
+            )
+            return Search(spec, space, job, clouds, store, display, identity, force).run()
+    except HopelessJobError:
+        if not existed:  # refused before it began: no store of a search that never was
+            path.unlink(missing_ok=True)
+        raise
