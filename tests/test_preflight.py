@@ -67,11 +67,15 @@ def test_a_deadline_no_candidate_can_meet_is_refused_naming_the_fastest(
     assert found.group(1) != "1s" and "x 4" in found.group(2)  # the biggest cluster, and slower
 
 
-def test_force_searches_anyway(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    path = example(tmp_path, max_runtime_s=1)
-    code = main(["search", str(path), "--dry-run", "--quiet", "--force"])
+def searched(capsys: pytest.CaptureFixture[str], path: Path, *extra: str) -> str:
+    code = main(["search", str(path), "--dry-run", "--quiet", *extra])
     out, err = capsys.readouterr()
     assert code == 0, err
+    return out
+
+
+def test_force_searches_anyway(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = searched(capsys, example(tmp_path, max_runtime_s=1), "--force")
     assert "recommended: none" in out
     with TrialStore(tmp_path / "alexnet-10class.sqlite", create=False) as store:
         assert len(store.finished_trials()) >= 2
@@ -85,10 +89,7 @@ def test_a_deadline_just_within_reach_is_searched(
     fastest = re.search(r"the fastest predicted is (\d+)m(\d+)s", err)
     assert fastest is not None, err
     reach = 2 * (60 * int(fastest.group(1)) + int(fastest.group(2)))
-    code = main(["search", str(example(tmp_path, max_runtime_s=reach)), "--dry-run", "--quiet"])
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    assert "recommended:" in out
+    assert "recommended:" in searched(capsys, example(tmp_path, max_runtime_s=reach))
 
 
 def test_the_api_raises_and_force_searches(tmp_path: Path) -> None:

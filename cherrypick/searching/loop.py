@@ -44,7 +44,6 @@ from cherrypick.searching.display import Display, NullDisplay, SearchStatus, Tri
 from cherrypick.searching.preflight import refuse_hopeless
 from cherrypick.searching.result import Choice, SearchResult
 from cherrypick.searching.setup import (
-    MIN_FIT,
     SearchSpace,
     build_problem,
     build_providers,
@@ -137,9 +136,7 @@ class Search:
     def run(self) -> SearchResult:
         strategy = self._strategy()
         if not self.force and not self.store.has_search():  # a resumed search was let through
-            refuse_hopeless(
-                strategy.problem, strategy, self.candidates, self.spec.stop.min_chance, MIN_FIT
-            )
+            refuse_hopeless(strategy, self.candidates, self.spec.stop.min_chance)
         stored = self._open()
         progress = _Progress()
         beat = _Heartbeat(self.store, self.context.owner)

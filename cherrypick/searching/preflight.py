@@ -16,8 +16,8 @@ import numpy as np
 
 from cherrypick.errors import HopelessJobError
 from cherrypick.optimizer import BayesianStrategy, Strategy
-from cherrypick.optimizer.base import Problem
 from cherrypick.providers.base import Candidate
+from cherrypick.searching.setup import MIN_FIT
 from cherrypick.trials import CandidateRecord
 from cherrypick.units import format_duration
 
@@ -26,15 +26,10 @@ __all__ = ["refuse_hopeless"]
 _FORCE = "--force (force=True in the API) searches anyway"
 
 
-def refuse_hopeless(
-    problem: Problem,
-    strategy: Strategy,
-    candidates: Sequence[Candidate],
-    min_chance: float,
-    min_fit: float,
-) -> None:
-    """Raise :class:`HopelessJobError` when the prior says no candidate can run the job as
-    asked; nothing without a prior (a blind search cannot know)."""
+def refuse_hopeless(strategy: Strategy, candidates: Sequence[Candidate], min_chance: float) -> None:
+    """Raise :class:`HopelessJobError` when the prior of ``strategy``'s problem says no
+    candidate can run the job as asked; nothing without a prior (a blind search cannot know)."""
+    problem = strategy.problem
     runtime = problem.prior_runtime_s
     if runtime is None:
         return
@@ -45,18 +40,15 @@ def refuse_hopeless(
         raise HopelessJobError(
             "by the performance model no candidate fits this job in GPU memory: the likeliest"
             f" to, {_name(candidates[best])}, has a {fit[best]:.1%} chance (a trial needs"
-            f" {min_fit:.0%}); use a smaller batch size or more GPU memory; {_FORCE}"
+            f" {MIN_FIT:.0%}); use a smaller batch size or more GPU memory; {_FORCE}"
         )
-    objective = problem.objective
-    limit = objective.limit
-    modelled = isinstance(strategy, BayesianStrategy) and limit is not None
-    chance = (
-        strategy.scores().chance if isinstance(strategy, BayesianStrategy) and modelled else None
-    )
-    if limit is None or chance is None or float(np.nanmax(chance)) >= min_chance:
+    limit = problem.objective.limit
+    if limit is None or not isinstance(strategy, BayesianStrategy):
         return
-    cost = runtime * problem.price_per_hour / 3600.0
-    if objective.kind == "cost":  # the limit is a deadline
+    chance = strategy.scores().chance
+    if chance is None or float(np.nanmax(chance)) >= min_chance:
+        return
+    if problem.objective.kind == "cost":  # the limit is a deadline
         best = int(np.nanargmin(runtime))
         closest = (
             f"the fastest predicted is {format_duration(runtime[best])} on"
@@ -64,6 +56,7 @@ def refuse_hopeless(
             f" {format_duration(limit)}"
         )
     else:
+        cost = runtime * problem.price_per_hour / 3600.0
         best = int(np.nanargmin(cost))
         closest = (
             f"the cheapest predicted is ${cost[best]:,.2f} on {_name(candidates[best])}; the cost"
