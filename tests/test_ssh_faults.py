@@ -61,7 +61,7 @@ class ShellWorkload(Workload):
     def command(
         self, candidate: Candidate, node_rank: int, master_addr: str, master_port: int
     ) -> str:
-        return self.script
+        return f"export MASTER_PORT={master_port}; {self.script}"
 
     def parse_result(self, raw: bytes) -> TrialResult:
         data = json.loads(raw)
@@ -508,6 +508,37 @@ def test_a_crashing_workload_is_an_error_with_its_message(
     assert "exited with 139 and wrote no result" in without.message
     assert "Segmentation fault" in without.message
     assert outcome["recommendation"] is None
+    assert_clean(tmp_path, sshd)
+
+
+def test_a_taken_rendezvous_port_is_retried_on_another(
+    search: Search, sshd: Sshd, tmp_path: Path
+) -> None:
+    """The first start finds its port taken (a real bind fails: the script binds it twice), the
+    trial starts again on another port and succeeds."""
+    marker = shlex.quote(str(tmp_path / "first-start-done"))
+    bind = (
+        "import os, socket; port = int(os.environ['MASTER_PORT']);"
+        " socks = [socket.socket() for _ in range(int(os.environ['BINDS']))];"
+        " [s.bind(('127.0.0.1', port)) for s in socks]"
+    )
+    script = "; ".join(
+        [
+            note(tmp_path, "port $MASTER_PORT"),
+            f"if [ -e {marker} ]; then BINDS=1; else BINDS=2; touch {marker}; fi",
+            f"BINDS=$BINDS {shlex.quote(sys.executable)} -c {shlex.quote(bind)} || exit 1",
+            result("ok"),
+        ]
+    )
+    run(search.shell(script), tmp_path)
+    (row,) = rows(tmp_path)
+    assert row.status == TrialStatus.OK, row.message
+    ports = [int(line.split()[1]) for line in events(tmp_path) if line.startswith("port ")]
+    assert len(ports) == 2 and ports[0] != ports[1], ports
+    assert all(20000 <= port < 32768 for port in ports), ports
+    log = next(Path(f"{store_path(tmp_path)}.logs").glob("*")).read_text()
+    assert f"rendezvous port {ports[0]} is taken: starting again on {ports[1]}" in log
+    assert "Address already in use" in log
     assert_clean(tmp_path, sshd)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import shlex
 import tempfile
 import threading
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from cherrypick.runners.job import RemoteJob
     from cherrypick.runners.ship import Package
 
-__all__ = ["Cancelled", "Execution", "ShellOutcome"]
+__all__ = ["Cancelled", "Execution", "ShellOutcome", "rendezvous_port"]
 
 #: How long one set-up command may run (pip installing torch on a fresh VM takes minutes).
 SETUP_LIMIT_S = 1800.0
@@ -43,6 +44,16 @@ POLL_MAX_S = 2.0
 WATCHDOG_MARGIN_S = 300.0
 #: How much of a failed job's output a trial's message keeps.
 MESSAGE_TAIL = 600
+#: Rendezvous ports are drawn from [PORT_BASE, PORT_BASE + PORT_SPAN): below Linux's ephemeral
+#: range (32768 up), where outgoing connections take their local ports.
+PORT_BASE = 20000
+PORT_SPAN = 12000
+#: How many rendezvous ports a trial tries when the head node's is taken by another process.
+PORT_ATTEMPTS = 3
+#: How far the next port is from a taken one (a prime: the attempts do not cycle soon).
+PORT_STEP = 7919
+#: What a job's output says when its rendezvous port is taken (torch's TCPStore, Python's bind).
+_PORT_TAKEN = ("EADDRINUSE", "address already in use")
 
 Phase = Callable[[str, str], None]
 
@@ -76,6 +87,7 @@ class Execution:
     master_port: int = 29500
     _ended: list[bool] = field(default_factory=list)
     _failed_rank: int = 0
+    _codes: list[int | None] = field(default_factory=list)
     reached: Callable[[Instance], None] = lambda instance: None
     _jobs: list[RemoteJob] = field(default_factory=list)
 
@@ -95,6 +107,10 @@ class Execution:
                         runner.close()
             with clock("run"):
                 status = self._start_and_wait(paths)
+                for _ in range(PORT_ATTEMPTS - 1):
+                    if status == TrialStatus.TIMEOUT or not self._port_taken():
+                        break
+                    status = self._again_on_another_port(paths)
             with clock("collect"):
                 self.phase("collecting", "")
                 outcome.result = self._collect(status)
@@ -154,12 +170,34 @@ class Execution:
             )
         return self._wait()
 
+    def _port_taken(self) -> bool:
+        """Whether a job failed saying its rendezvous port was in use."""
+        failed = [rank for rank, code in enumerate(self._codes) if code not in (None, 0)]
+        if not failed:
+            return False
+        try:
+            tail = self._jobs[failed[0]].output_tail(4000)
+        except RunnerError:
+            return False
+        return any(sign.lower() in tail.lower() for sign in _PORT_TAKEN)
+
+    def _again_on_another_port(self, paths: Sequence[str]) -> TrialStatus:
+        """Kill every node's job and start them again, meeting on the next port."""
+        self._fetch_logs()
+        self._kill_jobs()
+        self._jobs, self._ended, self._failed_rank = [], [], 0
+        taken = self.master_port
+        self.master_port = PORT_BASE + (taken - PORT_BASE + PORT_STEP) % PORT_SPAN
+        self.log.write(f"rendezvous port {taken} is taken: starting again on {self.master_port}\n")
+        self.phase("running", f"port {taken} taken, retrying on {self.master_port}")
+        return self._start_and_wait(paths)
+
     def _wait(self) -> TrialStatus:
         started = time.monotonic()
         pause = POLL_FIRST_S
         while True:
             self._raise_if_cancelled()
-            codes = [job.poll() for job in self._jobs]
+            codes = self._codes = [job.poll() for job in self._jobs]
             self._ended = [c is not None for c in codes]
             if all(self._ended):
                 return TrialStatus.OK
@@ -252,6 +290,13 @@ class Execution:
     def _raise_if_cancelled(self) -> None:
         if self.cancel.is_set():
             raise Cancelled("the search was stopped")
+
+
+def rendezvous_port(search_tag: str, trial_id: int) -> int:
+    """The first rendezvous port of a trial's head node, from the search and the trial, so that
+    two searches (or two trials) sharing hosts rarely pick the same one."""
+    digest = hashlib.sha256(f"{search_tag}/{trial_id}".encode()).digest()
+    return PORT_BASE + int.from_bytes(digest[:4], "big") % PORT_SPAN
 
 
 @contextlib.contextmanager

@@ -13,7 +13,6 @@ runtime.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -320,7 +319,7 @@ class TrialRunner:
         return outcome
 
     def _execute_shell(self, cluster: ClusterInfo) -> ShellOutcome:
-        from cherrypick.searching.execution import Execution
+        from cherrypick.searching.execution import Execution, rendezvous_port
 
         c = self.context
         c.logs.mkdir(parents=True, exist_ok=True)
@@ -335,7 +334,7 @@ class TrialRunner:
                 timeout_s=c.timeout_s,
                 cancel=c.cancel,
                 phase=lambda phase, detail: self._event(Phase(phase), detail),
-                master_port=_master_port(c.search_tag, self.trial_id),
+                master_port=rendezvous_port(c.search_tag, self.trial_id),
                 reached=lambda instance: c.store.mark_reached(instance.instance_id),
             )
             return execution.run()
@@ -457,10 +456,3 @@ def with_known_host_key(instance: Instance, store: TrialStore) -> Instance:
     if instance.host_key is not None:
         return instance
     return dataclasses.replace(instance, host_key=store.host_key(instance.instance_id))
-
-
-def _master_port(search_tag: str, trial_id: int) -> int:
-    """The rendezvous port of a trial's head node: one of 20000 ports, from the search and the
-    trial, so that two searches (or two trials) sharing hosts rarely pick the same one."""
-    digest = hashlib.sha256(f"{search_tag}/{trial_id}".encode()).digest()
-    return 20000 + int.from_bytes(digest[:4], "big") % 20000
