@@ -90,11 +90,18 @@ class StopSpec(_Section):
     8 by default (dry-run benchmark, docs/benchmarks.md: 88.5% of searches within 5% of the
     optimum over 30 seeds, 87.0% with 6). ``min_chance``: under a deadline (or cost cap) that
     no trial has met yet, stop once no untried configuration has even this probability of
-    meeting it."""
+    meeting it.
+
+    ``within``: the share a search's confidence is about: P(within) is the model's probability
+    that the recommendation is truly within this share of the best configuration (and meets the
+    limit); every search reports it. ``confidence``: stop once P(within) reaches it, in place of
+    the expected-improvement rule (after ``min_trials`` all the same)."""
 
     ei_fraction: float = Field(default=0.10, ge=0)
     min_trials: PositiveInt = 8
     min_chance: float = Field(default=0.01, ge=0, le=1)
+    within: float = Field(default=0.10, gt=0, le=1)
+    confidence: float | None = Field(default=None, gt=0, lt=1)
 
 
 class SimulatorSpec(_Section):

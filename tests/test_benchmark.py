@@ -104,6 +104,8 @@ def test_command_writes_json_and_table(bundled_table: Path, tmp_path: Path, caps
         "p_opt",
         "search_cost",
         "infeasible",
+        "rule",
+        "p_within_10",
     }
     printed = capsys.readouterr().out
     assert "normalised cost after N trials" in printed and "with the stop rule" in printed

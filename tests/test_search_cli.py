@@ -3,6 +3,7 @@ pointed to ``--resume``, and another search in the default store goes to the nex
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -96,3 +97,22 @@ def test_an_explicit_store_with_another_search_is_refused(
     (line,) = err.splitlines()
     assert "mine.sqlite already holds another search" in line
     assert sorted(p.name for p in tmp_path.glob("*.sqlite")) == ["mine.sqlite"]
+
+
+def test_the_result_says_how_sure_it_is_and_why_it_is_not_the_cheapest_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    resnet = EXAMPLE.with_name("resnet50-imagenet.yaml")
+    assert main(["search", str(resnet), "--dry-run", "--quiet", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["within"] == 0.10 and 0.0 <= result["confidence"] <= 1.0
+    rec, preference = result["recommendation"], result["preference"]
+    # This search's model prefers another run than its cheapest one, and says why.
+    assert preference is not None
+    assert preference["measured"] < preference["recommendation_measured"] == rec["cost_usd"]
+    assert preference["recommendation_believed"] < preference["believed"]
+    assert f"not trial {preference['measured_best']}, which measured" in result["why"]
+    assert main(["search", str(resnet), "--dry-run", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert f"confidence: P(within 10%) = {result['confidence']:.0%}" in text
+    assert result["why"] in text

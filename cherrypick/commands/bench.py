@@ -20,6 +20,7 @@ from cherrypick.errors import InputError
 
 if TYPE_CHECKING:  # the benchmarks are imported by the bench that runs, not by the parser
     from cherrypick.bench.tables import ReplayWorkload
+    from cherrypick.optimizer import StopRule
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _add_replay(parser: argparse.ArgumentParser) -> None:
-    _add_tables(parser, strategies="cherrypick, random", budget=30)
+    _add_tables(parser, strategies="cherrypick, random", budget=30, suite=True)
     parser.add_argument(
         "--stop-rule", action="store_true", help="also report where the EI stop rule stops"
     )
@@ -43,6 +44,20 @@ def _add_replay(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--min-trials", type=int, metavar="N", default=6, help="stop rule minimum trials"
+    )
+    parser.add_argument(
+        "--confidence",
+        type=float,
+        metavar="C",
+        help="stop once P(within) reaches C instead (implies --stop-rule; the EI rule's stops"
+        " are printed beside it)",
+    )
+    parser.add_argument(
+        "--within",
+        type=float,
+        metavar="W",
+        default=0.10,
+        help="the share P(within) is about (default 0.10)",
     )
     _add_json(parser)
     parser.add_argument(
@@ -55,7 +70,6 @@ def _add_replay(parser: argparse.ArgumentParser) -> None:
 
 def _run_replay(args: argparse.Namespace) -> None:
     from cherrypick.bench.replay import benchmark, format_result
-    from cherrypick.optimizer import StopRule
 
     print_n = _print_n(args.print_n)
     _check_json(args.json)
@@ -66,12 +80,26 @@ def _run_replay(args: argparse.Namespace) -> None:
         budget=args.budget,
         feasible_fraction=args.feasible_fraction,
         max_runtime_s=args.max_runtime,
-        stop_rule=StopRule(args.ei_fraction, args.min_trials) if args.stop_rule else None,
+        stop_rule=_stop_rule(args),
         jobs=args.jobs,
         progress=_progress,
     )
     print(format_result(result, print_n))
     _write_json(args.json, result.as_dict())
+
+
+def _stop_rule(args: argparse.Namespace) -> StopRule | None:
+    from cherrypick.optimizer import StopRule
+
+    if args.confidence is not None and not 0 < args.confidence < 1:
+        raise InputError(f"--confidence must be in (0, 1), got {args.confidence}")
+    if not 0 < args.within <= 1:
+        raise InputError(f"--within must be in (0, 1], got {args.within}")
+    if not args.stop_rule and args.confidence is None:
+        return None
+    return StopRule(
+        args.ei_fraction, args.min_trials, within=args.within, confidence=args.confidence
+    )
 
 
 def _add_stop_bound(parser: argparse.ArgumentParser) -> None:
@@ -220,11 +248,34 @@ def _run_loopback(args: argparse.Namespace) -> None:
     _write_json(args.json, result.as_dict())
 
 
-def _add_tables(parser: argparse.ArgumentParser, strategies: str, budget: int) -> None:
-    """The flags of the benchmarks that replay searches on tables of measured runs."""
+def _add_stress_tables(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--out", required=True, type=Path, metavar="DIR", help="folder to write the tables to"
+    )
+    _add_suite_seed(parser, "--seed")
+
+
+def _run_stress_tables(args: argparse.Namespace) -> None:
+    from cherrypick.bench.stress import write_tables
+
+    for path in write_tables(args.out, *_seed(args.seed)):
+        print(f"wrote {path}")
+
+
+def _add_tables(
+    parser: argparse.ArgumentParser, strategies: str, budget: int, suite: bool = False
+) -> None:
+    """The flags of the benchmarks that replay searches on tables of measured runs; with
+    ``suite``, ``--suite stress`` (synthetic tables, ``cherrypick.bench.stress``) or tables."""
+    source = parser.add_mutually_exclusive_group(required=True) if suite else parser
+    if suite:
+        source.add_argument(
+            "--suite", choices=("stress",), help="the synthetic stress suite instead of tables"
+        )
+        _add_suite_seed(parser, "--suite-seed")
+    source.add_argument(
         "--table",
-        required=True,
+        required=not suite,
         type=Path,
         action="append",
         metavar="CSV",
@@ -258,6 +309,12 @@ def _add_tables(parser: argparse.ArgumentParser, strategies: str, budget: int) -
     _add_jobs(parser)
 
 
+def _add_suite_seed(parser: argparse.ArgumentParser, flag: str) -> None:
+    parser.add_argument(
+        flag, type=int, metavar="N", help="seed of the stress suite's tables (default: fixed)"
+    )
+
+
 def _add_strategy(parser: argparse.ArgumentParser, default: str) -> None:
     parser.add_argument(
         "--strategy",
@@ -288,7 +345,18 @@ def _add_json(parser: argparse.ArgumentParser) -> None:
 def _workloads(args: argparse.Namespace) -> list[ReplayWorkload]:
     from cherrypick.bench.tables import load_table, select_workloads
 
+    if args.table is None:
+        from cherrypick.bench.stress import select_stress, stress_workloads
+
+        return select_stress(stress_workloads(*_seed(args.suite_seed)), args.workload)
+    if getattr(args, "suite_seed", None) is not None:
+        raise InputError("--suite-seed goes with --suite, not --table")
     return select_workloads([load_table(t) for t in args.table], args.workload)
+
+
+def _seed(value: int | None) -> tuple[int, ...]:
+    """The stress suite's seed as arguments: none for its default."""
+    return () if value is None else (value,)
 
 
 def _print_n(text: str) -> set[int]:
@@ -346,6 +414,11 @@ _BENCHES: dict[str, tuple[str, _Add, _Run]] = {
         "what any stop rule could reach on tables of measured runs (an oracle's bound)",
         _add_stop_bound,
         _run_stop_bound,
+    ),
+    "stress-tables": (
+        "write the stress suite's synthetic tables (bench replay --suite stress) as CSV files",
+        _add_stress_tables,
+        _run_stress_tables,
     ),
     "ask": ("time one ask() of each strategy over many candidates", _add_ask, _run_ask),
     "loopback": (

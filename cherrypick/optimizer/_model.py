@@ -225,18 +225,37 @@ class GaussianProcess:
         if self._gp is None:  # no data yet: the prior (a residual model's zero departure)
             assert self._residual, "fit() first"
             return np.zeros(len(x)), np.sqrt(self._kernel.diag(x))
+        if not len(x):  # every candidate tried: nothing to predict
+            return np.zeros(0), np.zeros(0)
         mu, std = self._gp.predict(x, return_std=True)
         return np.asarray(mu, dtype=np.float64), np.asarray(std, dtype=np.float64)
+
+    def joint_latent(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Mean and covariance of the function itself at the rows of ``x``, jointly (the
+        fitted noise term left out, as in :meth:`latent`)."""
+        if self._gp is None:  # no data yet: the prior, around zero
+            assert self._residual, "fit() first"
+            mu, cov = np.zeros(len(x)), np.asarray(self._kernel(x), dtype=np.float64)
+        else:
+            raw_mu, raw_cov = self._gp.predict(x, return_cov=True)
+            mu, cov = np.asarray(raw_mu, dtype=np.float64), np.asarray(raw_cov, dtype=np.float64)
+        diagonal = np.diag_indices_from(cov)
+        cov[diagonal] = np.maximum(cov[diagonal] - self._noise_variance(), 0.0)
+        return mu, cov
 
     def latent(self, std: FloatArray) -> FloatArray:
         """The spread of the function itself, from ``predict()``'s: the fitted noise term left
         out, so what another run of a configuration would average to, not one run's luck."""
+        return np.sqrt(np.maximum(np.square(std) - self._noise_variance(), 0.0))
+
+    def _noise_variance(self) -> float:
+        """The fitted noise term's variance, in the units of the targets."""
         kernel = self._kernel if self._gp is None else self._gp.kernel_
         noise = getattr(kernel, "k2", None)  # every kernel here is (...) + WhiteKernel
         variance = float(noise.noise_level) if isinstance(noise, WhiteKernel) else 0.0
         if self._gp is not None and not self._residual:  # fitted on normalised targets
             variance *= float(np.squeeze(self._gp._y_train_std)) ** 2
-        return np.sqrt(np.maximum(np.square(std) - variance, 0.0))
+        return variance
 
 
 class FailureModel:

@@ -85,12 +85,16 @@ class Recommendation:
 class StopRule:
     """CherryPick's rule: stop once the best acquisition value (an expected saving in the
     objective's units) is below ``ei_fraction`` of the best feasible value, after at least
-    ``min_trials`` trials. Ours adds: under a constraint that no trial has met yet, stop once no
-    untried candidate has even a ``min_chance`` probability of meeting it."""
+    ``min_trials`` trials. With ``confidence`` set, that rule gives way to ours: stop once the
+    model's P(within ``within``) of the recommendation (``BayesianStrategy.confidence``) reaches
+    ``confidence``. Both add: under a constraint that no trial has met yet, stop once no untried
+    candidate has even a ``min_chance`` probability of meeting it."""
 
     ei_fraction: float = 0.10
     min_trials: int = 6
     min_chance: float = 0.01
+    within: float = 0.10
+    confidence: float | None = None
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from scipy.stats import qmc
 
 from cherrypick.errors import InputError
 from cherrypick.optimizer._acquisition import expected_improvement, probability_below
+from cherrypick.optimizer._confidence import Belief, probability_within
 from cherrypick.optimizer._model import FailureModel, GaussianProcess, scale_features
 from cherrypick.optimizer.base import Observation, Problem, Recommendation, StopRule, Strategy
 
@@ -129,6 +130,7 @@ class BayesianStrategy(Strategy):
         config: BOConfig | None = None,
     ) -> None:
         super().__init__(problem, seed, stop_rule)
+        self._seed = seed
         self.config = cfg = config or BOConfig()
         self.log_rate = np.log(problem.price_per_hour / 3600.0)
         self.x = scale_features(problem.features)
@@ -385,17 +387,54 @@ class BayesianStrategy(Strategy):
         noisy); the model's mean at a tried configuration weighs its run against the prior and
         its neighbours' runs. Without a prior, the best measured trial.
         """
+        believed = self.believed()
+        if not believed:
+            return self.best()
+        feasible = {rec.index: rec for rec in self.feasible()}
+        return feasible[min(believed, key=believed.__getitem__)]
+
+    def believed(self) -> dict[int, float]:
+        """With a prior and two feasible trials or more, what the model believes each feasible
+        trial's configuration truly scores (the objective's value: dollars or seconds), by
+        candidate index; otherwise nothing (the measurements decide)."""
         feasible = self.feasible()
         if self.prior is None or len(feasible) < 2:
-            return self.best()
+            return {}
         self.scores()  # fits the model to every observation
         idx = np.array([rec.index for rec in feasible], dtype=np.int64)
         (target, model), *_ = self.models.items()
         mu, _ = model.predict(self.x[idx])
         log_cost = mu + self._offset(target, idx)
         cost_kind = self.problem.objective.kind == "cost"
-        believed = log_cost if cost_kind else log_cost - self.log_rate[idx]
-        return feasible[int(np.argmin(believed))]
+        log_value = log_cost if cost_kind else log_cost - self.log_rate[idx]
+        return {int(i): float(np.exp(v)) for i, v in zip(idx, log_value, strict=True)}
+
+    def confidence(self, within: float = 0.10, draws: int = 2000) -> float | None:
+        """P(within): the model's probability that the recommendation truly meets the limit and
+        is truly within ``within`` of the best candidate (``_confidence``); None before a
+        feasible trial. Drawn from its own seeded generator: the same trials, the same answer."""
+        rec = self.recommend()
+        if rec is None:
+            return None
+        self.scores()  # fits the models to every observation
+        feasible = [r.index for r in self.feasible() if r.index != rec.index]
+        untried = self.untried()
+        rows = np.concatenate([[rec.index], feasible, untried]).astype(np.int64)
+        known = np.ones(1 + len(feasible))
+        p_complete = np.concatenate(
+            [known, np.broadcast_to(self._p_complete(untried), untried.shape)]
+        )
+        limit = self.problem.objective.limit
+        log_limit = None if limit is None else math.log(limit)
+        rng = np.random.default_rng([self._seed, len(self.observations)])
+        chances = []
+        for target, model in self.models.items():
+            mu, cov = model.joint_latent(self.x[rows])
+            log_cost = mu + self._offset(target, rows)
+            log_value, log_limited, _ = self._split(log_cost, log_cost - self.log_rate[rows])
+            belief = Belief(log_value, log_limited, cov * self.spread() ** 2, p_complete)
+            chances.append(probability_within(belief, within, log_limit, rng, draws))
+        return float(np.mean(chances))
 
     def should_stop(self) -> bool:
         if super().should_stop():
@@ -406,6 +445,9 @@ class BayesianStrategy(Strategy):
             return False
         if best is None:
             return self.hopeless()
+        if rule.confidence is not None:
+            chance = self.confidence(rule.within)
+            return chance is not None and chance >= rule.confidence
         scores = self.scores()
         incumbent = self.problem.objective.value(best.runtime_s, best.cost_usd)
         return bool(scores.values[0] < rule.ei_fraction * incumbent)

@@ -42,7 +42,7 @@ from cherrypick.runners.base import Runner
 from cherrypick.runners.ship import Package
 from cherrypick.searching.display import Display, NullDisplay, SearchStatus, TrialEvent
 from cherrypick.searching.preflight import refuse_hopeless
-from cherrypick.searching.result import Choice, SearchResult
+from cherrypick.searching.result import Choice, Preference, SearchResult
 from cherrypick.searching.setup import (
     SearchSpace,
     build_problem,
@@ -180,7 +180,9 @@ class Search:
         stop = self.spec.stop
         prior = self._workload if self.spec.prior == "performance-model" else None
         problem = build_problem(self.space, self.objective, prior)
-        rule = StopRule(stop.ei_fraction, stop.min_trials, stop.min_chance)
+        rule = StopRule(
+            stop.ei_fraction, stop.min_trials, stop.min_chance, stop.within, stop.confidence
+        )
         return make_strategy(self.spec.strategy, problem, self.spec.seed, rule)
 
     def _stored_if_same(self) -> Mapping[str, Any]:
@@ -391,8 +393,11 @@ class Search:
             search_cost_usd=progress.spend,
             stopped_because=reason,
             remaining_improvement=_remaining(strategy),
+            within=self.spec.stop.within,
+            confidence=_confidence(strategy, self.spec.stop.within),
             rows=tuple(rows),
             store_path=str(self.store.path),
+            preference=_preference(strategy, by_index),
         )
 
     # -- machines -----------------------------------------------------------------------------
@@ -542,6 +547,11 @@ def _stop_reason(strategy: Strategy) -> str:
         return "no untried configuration is likely to meet the constraint"
     rule = strategy.stop_rule
     assert rule is not None  # with candidates left, only the rule stops a search
+    if rule.confidence is not None:
+        return (
+            f"stop rule: P(within {rule.within:.0%}) reached {rule.confidence:.0%}"
+            f" after {len(strategy.observations)} trials"
+        )
     return (
         f"stop rule: the best expected improvement is below {rule.ei_fraction:.0%} of the best"
         f" after {len(strategy.observations)} trials"
@@ -555,6 +565,31 @@ def _remaining(strategy: Strategy) -> float | None:
     scores = strategy.scores()
     value = strategy.problem.objective.value(best.runtime_s, best.cost_usd)
     return float(scores.values[0]) / value
+
+
+def _preference(strategy: Strategy, by_index: Mapping[int, TrialRow]) -> Preference | None:
+    """Why the strategy recommends another run than the best measured one (None if it does
+    not, or has no model to say why)."""
+    rec, best = strategy.recommend(), strategy.best()
+    if rec is None or best is None or rec.index == best.index:
+        return None
+    believed = strategy.believed() if isinstance(strategy, BayesianStrategy) else {}
+    if rec.index not in believed or best.index not in believed:
+        return None
+    value = strategy.problem.objective.value
+    return Preference(
+        measured_best=by_index[best.index].trial_id,
+        measured=value(best.runtime_s, best.cost_usd),
+        believed=believed[best.index],
+        recommendation_measured=value(rec.runtime_s, rec.cost_usd),
+        recommendation_believed=believed[rec.index],
+    )
+
+
+def _confidence(strategy: Strategy, within: float) -> float | None:
+    if not isinstance(strategy, BayesianStrategy):
+        return None
+    return strategy.confidence(within)
 
 
 def _billed_s(row: TrialRow) -> float:

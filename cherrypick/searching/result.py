@@ -14,7 +14,7 @@ from cherrypick.units import format_duration
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Choice", "SearchResult", "format_choice", "format_summary"]
+__all__ = ["Choice", "Preference", "SearchResult", "format_choice", "format_summary"]
 
 
 @dataclass(frozen=True)
@@ -46,10 +46,36 @@ class Choice(CandidateRecord):
 
 
 @dataclass(frozen=True)
+class Preference:
+    """Why the recommendation is not the best measured run: each one's measured value and the
+    value the model believes each configuration truly has (in the objective's units)."""
+
+    measured_best: int  # its trial id
+    measured: float
+    believed: float
+    recommendation_measured: float
+    recommendation_believed: float
+
+    def text(self, unit: str) -> str:
+        def show(value: float) -> str:
+            return f"${value:,.2f}" if unit == "usd" else format_duration(value)
+
+        return (
+            f"not trial {self.measured_best}, which measured {show(self.measured)} against"
+            f" {show(self.recommendation_measured)}: one run of each is noisy, and the model,"
+            " which weighs each run against the others and the performance model, believes"
+            f" this one truly {show(self.recommendation_believed)} and that one"
+            f" {show(self.believed)}"
+        )
+
+
+@dataclass(frozen=True)
 class SearchResult:
-    """A finished search. ``remaining_improvement`` is how sure the model is: the best expected
-    improvement left among untried candidates, as a fraction of the recommendation's value
-    (None for strategies without a model)."""
+    """A finished search. How sure the model is: ``confidence``, P(within), its probability
+    that the recommendation is truly within ``within`` of the best configuration and meets the
+    limit; and ``remaining_improvement``, the best expected improvement left among untried
+    candidates, as a fraction of the recommendation's value (both None for strategies without
+    a model). ``preference``: why the recommendation is not the best measured run, if not."""
 
     objective: Objective
     recommendation: Choice | None
@@ -58,8 +84,17 @@ class SearchResult:
     search_cost_usd: float
     stopped_because: str
     remaining_improvement: float | None
+    within: float
+    confidence: float | None
     rows: tuple[TrialRow, ...] = field(repr=False)
     store_path: str | None = None
+    preference: Preference | None = None
+
+    @property
+    def why(self) -> str | None:
+        """In words, why the recommendation is not the best measured run (None if it is)."""
+        unit = "usd" if self.objective.kind == "cost" else "s"
+        return None if self.preference is None else self.preference.text(unit)
 
     @property
     def trials(self) -> pd.DataFrame:
@@ -81,6 +116,10 @@ class SearchResult:
             "search_cost_usd": self.search_cost_usd,
             "stopped_because": self.stopped_because,
             "remaining_improvement": self.remaining_improvement,
+            "within": self.within,
+            "confidence": self.confidence,
+            "preference": self.preference and asdict(self.preference),
+            "why": self.why,
             "store": self.store_path,
         }
 
@@ -97,8 +136,11 @@ class SearchResult:
             search_cost_usd=float(data["search_cost_usd"]),
             stopped_because=str(data["stopped_because"]),
             remaining_improvement=data["remaining_improvement"],
+            within=float(data.get("within", 0.10)),  # a result stored before it was reported
+            confidence=data.get("confidence"),
             rows=tuple(rows),
             store_path=data["store"],
+            preference=None if not data.get("preference") else Preference(**data["preference"]),
         )
 
 
@@ -112,25 +154,21 @@ def format_choice(choice: Choice) -> str:
 def format_summary(result: SearchResult) -> str:
     """The human-readable end of a search."""
     rec = result.recommendation
-    value = result.objective.value
     lines = [
         f"recommended: {format_choice(rec)}" if rec else "recommended: none (no feasible trial)"
     ]
-    luckier = [
-        c
-        for c in result.runners_up
-        if rec and value(c.runtime_s, c.cost_usd) < value(rec.runtime_s, rec.cost_usd)
-    ]
-    if rec and luckier:
+    if result.why:
+        lines.append(f"  ({result.why})")
+    if result.confidence is not None:
+        better = "cheaper" if result.objective.kind == "cost" else "faster"
         lines.append(
-            f"  (chosen over {luckier[0].describe()}, measured lower: one run of each is noisy,"
-            " and the model, which weighs each run against the others and the performance"
-            " model, believes this one better)"
+            f"confidence: P(within {result.within:.0%}) = {result.confidence:.0%}, the model's"
+            f" chance that no configuration is truly more than {result.within:.0%} {better}"
         )
     if result.remaining_improvement is not None:
         lines.append(
-            f"confidence: the model expects at most {result.remaining_improvement:.1%}"
-            " improvement from untried configurations"
+            f"  it expects at most {result.remaining_improvement:.1%} improvement from"
+            " untried configurations"
         )
     lines.append(
         f"trials: {result.trials_used}, search spend ${result.search_cost_usd:,.2f}"
