@@ -241,3 +241,25 @@ def test_kernels_report_what_scikit_learn_finds_by_introspection() -> None:
     matern = kernels[1]
     matern.theta = np.log([0.3, 0.4, 0.9])
     assert np.allclose(matern.length_scale, [0.3, 0.4, 0.9])
+
+
+def test_the_leave_one_out_density_is_that_of_refits_without_each_point() -> None:
+    from scipy.stats import norm
+
+    from cherrypick.optimizer._model import GaussianProcess
+
+    rng = np.random.default_rng(3)
+    x = rng.uniform(size=(9, 2))
+    y = 0.3 * np.sin(3 * x[:, 0]) + 0.2 * x[:, 1] + 0.05 * rng.standard_normal(9)
+    model = GaussianProcess(2, seed=0, linear=True, residual=True)  # no normalisation
+    model.fit(x, y)
+    brute = 0.0
+    for i in range(len(y)):
+        rest = np.arange(len(y)) != i
+        again = GaussianProcess(2, seed=0, linear=True, residual=True)
+        again._kernel = model._kernel  # the same hyperparameters, fitted without point i
+        again.fit(x[rest], y[rest], optimise=False)
+        mu, std = again.predict(x[i : i + 1])
+        brute += float(norm.logpdf(y[i], mu[0], std[0]))
+    got = model.loo_log_density()
+    assert got is not None and got == pytest.approx(brute, rel=1e-6)

@@ -230,6 +230,19 @@ class GaussianProcess:
         mu, std = self._gp.predict(x, return_std=True)
         return np.asarray(mu, dtype=np.float64), np.asarray(std, dtype=np.float64)
 
+    def loo_log_density(self) -> float | None:
+        """How well the fit predicts each of its own points from the others: the sum of the
+        leave-one-out log densities (closed form, Rasmussen & Williams eq. 5.12), in the units
+        of the targets; None before a fit."""
+        if self._gp is None:
+            return None
+        k_inv = np.asarray(self._gp.K_inv_, dtype=np.float64)
+        d = np.maximum(np.diag(k_inv), 1e-12)
+        scale = float(np.squeeze(self._gp._y_train_std)) if not self._residual else 1.0
+        residual = np.ravel(self._gp.alpha_) / d * scale
+        variance = scale**2 / d
+        return float(np.sum(-0.5 * (np.log(2 * np.pi * variance) + residual**2 / variance)))
+
     def joint_latent(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Mean and covariance of the function itself at the rows of ``x``, jointly (the
         fitted noise term left out, as in :meth:`latent`)."""

@@ -63,6 +63,10 @@ _OTHER_FAILURE = 0.1
 
 @dataclass(frozen=True)
 class BOConfig:
+    """How the Bayesian strategy models and chooses. ``weighting``: the models' (``targets``)
+    weights in the mixture, ``equal`` or ``loo`` (by how well each predicts the measured runs
+    from the others, never below ``min_weight``); docs/benchmarks.md has what each measured."""
+
     targets: tuple[str, ...] = ("runtime", "cost")
     linear_trend: bool = True
     ard: bool = True
@@ -70,12 +74,18 @@ class BOConfig:
     n_initial: int = 3
     failure_penalty: float = math.log(2.0)
     feasible_improvement: bool = True
+    weighting: str = "equal"
+    min_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.targets or not set(self.targets) <= {"runtime", "cost"}:
             raise InputError(f"BO targets must be 'runtime' and/or 'cost', not {self.targets}")
         if self.initial not in ("sobol", "random"):
             raise InputError(f"initial design must be 'sobol' or 'random', not '{self.initial}'")
+        if self.weighting not in ("equal", "loo"):
+            raise InputError(f"model weighting must be 'equal' or 'loo', not '{self.weighting}'")
+        if not 0 <= self.min_weight <= 0.5:
+            raise InputError(f"min_weight must be in [0, 0.5], got {self.min_weight}")
         if self.n_initial < 1:
             raise InputError(f"n_initial must be >= 1, got {self.n_initial}")
 
@@ -285,20 +295,39 @@ class BayesianStrategy(Strategy):
                 chances.append(_p_ok(log_limited, limit, sigma * spread, p_complete))
             means.append(mu_cost)
             sigmas.append(sigma)
-        # An equal mixture of the models' beliefs: EI and the feasibility probability are
+        # A mixture of the models' beliefs: EI and the feasibility probability are
         # expectations over the belief, so the mixture's acquisition is the mean of theirs.
-        mean = np.mean(means, axis=0)
+        w = self._weights()
+        mean = np.average(means, axis=0, weights=w)
         sigma_mix = np.sqrt(
-            np.maximum(np.mean(np.square(sigmas) + np.square(means), axis=0) - mean**2, 0.0)
+            np.maximum(
+                np.average(np.square(sigmas) + np.square(means), axis=0, weights=w) - mean**2,
+                0.0,
+            )
         )
-        value = np.mean(values, axis=0)
+        value = np.average(values, axis=0, weights=w)
         tie_break = mean if self.problem.objective.kind == "cost" else mean - self.log_rate[cand]
         order = np.lexsort((tie_break, -value))
-        chance = np.mean(chances, axis=0)[order] if seeking else None
+        chance = np.average(chances, axis=0, weights=w)[order] if seeking else None
         scores = Scores(cand[order], value[order], mean[order], sigma_mix[order], chance)
         if not fantasies:
             self._cache = (version, scores)
         return scores
+
+    def _weights(self) -> FloatArray:
+        """Each model's weight in the mixture: equal, or by how well each predicted the
+        measured runs from the others (leave-one-out), floored at ``min_weight``."""
+        n = len(self.models)
+        if n == 1 or self.config.weighting == "equal":
+            return np.full(n, 1.0 / n)
+        loo = [m.loo_log_density() for m in self.models.values()]
+        if any(v is None for v in loo):
+            return np.full(n, 1.0 / n)
+        score = np.array(loo, dtype=np.float64)
+        w = np.exp(score - score.max())
+        w /= w.sum()
+        w = np.maximum(w, self.config.min_weight)
+        return np.asarray(w / w.sum(), dtype=np.float64)
 
     def _p_complete(self, cand: IntArray) -> FloatArray | float:
         """The chance that a candidate's run completes: the prior's (``prior_fit``) times, with
@@ -434,7 +463,7 @@ class BayesianStrategy(Strategy):
             log_value, log_limited, _ = self._split(log_cost, log_cost - self.log_rate[rows])
             belief = Belief(log_value, log_limited, cov * self.spread() ** 2, p_complete)
             chances.append(probability_within(belief, within, log_limit, rng, draws))
-        return float(np.mean(chances))
+        return float(np.average(chances, weights=self._weights()))
 
     def should_stop(self) -> bool:
         if super().should_stop():
