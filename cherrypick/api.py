@@ -48,6 +48,7 @@ def search(
     ei_fraction: float = 0.10,
     min_trials: int = 8,
     min_chance: float = 0.01,
+    cost_aware: bool = False,
     strategy: str = "cherrypick",
     parallel: int = 1,
     seed: int = 0,
@@ -70,6 +71,8 @@ def search(
     object receives the events. When the performance model says no candidate can do the job
     (none fits in memory, or none has ``min_chance`` of meeting the limit), the search raises
     :class:`~cherrypick.errors.HopelessJobError` before any trial; ``force=True`` searches anyway.
+    ``cost_aware`` (``stop.cost_aware`` of a search file): weigh what each trial costs against
+    what it may save. ``max_trials=0``: no trial, the performance model's pick untried.
     """
     spec = _spec(
         workload,
@@ -83,7 +86,12 @@ def search(
             "max_price_per_hour": max_price_per_hour,
         },
         budget={"max_trials": max_trials, "max_search_usd": max_search_usd},
-        stop={"ei_fraction": ei_fraction, "min_trials": min_trials, "min_chance": min_chance},
+        stop={
+            "ei_fraction": ei_fraction,
+            "min_trials": min_trials,
+            "min_chance": min_chance,
+            "cost_aware": cost_aware,
+        },
         strategy=strategy,
         inventory=None if inventory is None else str(inventory),
         parallel=parallel,

@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    model_validator,
+)
 from pydantic import ValidationError as PydanticError
 
 from cherrypick._text import field_message, read_text
@@ -76,9 +84,10 @@ class FilterSpec(_Section):
 
 
 class BudgetSpec(_Section):
-    """When to stop regardless of the model: trials run, dollars spent on trials."""
+    """When to stop regardless of the model: trials run, dollars spent on trials. With the
+    performance model as prior, ``max_trials: 0`` runs no trial and recommends the model's pick."""
 
-    max_trials: PositiveInt = 20
+    max_trials: NonNegativeInt = 20
     max_search_usd: PositiveFloat | None = None
 
 
@@ -95,13 +104,22 @@ class StopSpec(_Section):
     ``within``: the share a search's confidence is about: P(within) is the model's probability
     that the recommendation is truly within this share of the best configuration (and meets the
     limit); every search reports it. ``confidence``: stop once P(within) reaches it, in place of
-    the expected-improvement rule (after ``min_trials`` all the same)."""
+    the expected-improvement rule (after ``min_trials`` all the same).
+
+    ``cost_aware: true``: where the performance model can predict what each trial costs (boot,
+    set-up, the short run at the candidate's price), a trial is chosen for what it may save on
+    the job less what it costs, and the search stops, ``min_trials`` or not, once no trial is
+    expected to save more than it costs: it spends far less, and finds the optimum less often
+    (docs/benchmarks.md). ``false`` (default): trials count as free, as in CherryPick. Either way
+    the search prints the model's pick and the spend it expects before the first trial, and says
+    when no trial would pay for itself (``--trials 0`` takes the pick)."""
 
     ei_fraction: float = Field(default=0.10, ge=0)
     min_trials: PositiveInt = 8
     min_chance: float = Field(default=0.01, ge=0, le=1)
     within: float = Field(default=0.10, gt=0, le=1)
     confidence: float | None = Field(default=None, gt=0, lt=1)
+    cost_aware: bool = False
 
 
 class SimulatorSpec(_Section):
@@ -164,7 +182,7 @@ class SearchSpec(_Section):
 
     @model_validator(mode="after")
     def _parallel_within_budget(self) -> SearchSpec:
-        if self.parallel > self.budget.max_trials:
+        if self.budget.max_trials and self.parallel > self.budget.max_trials:
             raise ValueError(
                 f"parallel ({self.parallel}) exceeds budget.max_trials ({self.budget.max_trials})"
             )

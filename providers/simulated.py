@@ -28,7 +28,7 @@ from cherrypick.providers.base import (
     ProvisionRecord,
     TrialRun,
 )
-from cherrypick.workloads.base import JobProfile, TrialResult, Workload
+from cherrypick.workloads.base import TrialResult, Workload
 
 from cherrypick.catalog.gpus import GpuSpec
 from cherrypick.errors import CapacityError, ProvisioningError, WorkloadError
@@ -39,18 +39,10 @@ from cherrypick.perfmodel import (
     job_profile,
     memory_parts,
 )
+from cherrypick.perfmodel.trial import BOOT_S, SETUP_S, TRIAL_CAP_S, run_seconds, setup_seconds
 from cherrypick.trials import TrialStatus
 
 __all__ = ["Prediction", "SimulatedProvider"]
-
-#: Installing packages on a fresh VM (pip, CUDA wheels) before the first trial command.
-SETUP_S = 120.0
-#: A folder dataset is downloaded at ImageNet's mean JPEG size (~110 KB) over the VM's network.
-_FOLDER_BYTES_PER_SAMPLE = 110e3
-#: A trial: warm-up plus steady iterations, as the CNN workload's defaults (5 + 45) and more.
-TRIAL_ITERATIONS = 105
-#: A trial never runs longer than this, whatever the iteration time.
-TRIAL_CAP_S = 1800.0
 
 
 class SimulatedProvider(Provider):
@@ -67,7 +59,7 @@ class SimulatedProvider(Provider):
         noise: float = 0.05,
         model_error: float = 0.10,
         memory_error: float = 0.0,
-        boot_s: tuple[float, float] = (45.0, 150.0),
+        boot_s: tuple[float, float] = BOOT_S,
     ) -> None:
         if not 0.0 <= capacity_error_rate <= 1.0:
             raise ValueError("capacity_error_rate must be in [0, 1]")
@@ -150,7 +142,7 @@ class SimulatedProvider(Provider):
         estimated = memory_parts(profile)[1]
         need = prediction.memory_bytes + estimated * (self.memory_factor(candidate) - 1.0)
         result, run_s = _trial(prediction, need, factor, timeout_s)
-        return TrialRun(result, boot, _setup_s(candidate, profile), run_s)
+        return TrialRun(result, boot, setup_seconds(candidate, profile), run_s)
 
     def noise_factor(self, candidate: Candidate) -> float:
         """How far the simulated cloud is from the noise-free model for ``candidate``.
@@ -220,7 +212,7 @@ def _trial(
         gib, limit = need / 2**30, prediction.memory_limit_bytes / 2**30
         message = f"CUDA out of memory (simulated): needs {gib:.1f} GiB of {limit:.1f} GiB"
         return TrialResult(TrialStatus.OOM, None, details, message), STARTUP_S
-    run_s = min(STARTUP_S + TRIAL_ITERATIONS * prediction.iteration_s * factor, TRIAL_CAP_S)
+    run_s = run_seconds(prediction.iteration_s * factor)
     if run_s > timeout_s:
         message = f"trial ran past its {timeout_s:.0f} s limit (simulated)"
         return TrialResult(TrialStatus.TIMEOUT, None, details, message), timeout_s
@@ -249,11 +241,3 @@ def _details(prediction: Prediction, need: float, factor: float) -> dict[str, An
         "memory": {"peak_gpu_bytes": need},
         "job": {"global_batch": prediction.global_batch, "iterations": prediction.iterations},
     }
-
-
-def _setup_s(candidate: Candidate, profile: JobProfile) -> float:
-    if profile.data != "folder":
-        return SETUP_S
-    gbps = candidate.offering.extra.get("network_gbps")
-    rate = min(float(gbps), 10.0) if isinstance(gbps, int | float) and gbps > 0 else 10.0
-    return SETUP_S + profile.samples_per_epoch * _FOLDER_BYTES_PER_SAMPLE * 8 / (rate * 1e9)

@@ -43,7 +43,8 @@ def finished_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("made")
     spec = folder / "tiny.yaml"
     text = EXAMPLE.read_text().replace("max_trials: 20", "max_trials: 2")
-    spec.write_text(text.replace("min_trials: 8", "min_trials: 2"))
+    # Two trials whatever they cost (the cost rule would stop this small job after one).
+    spec.write_text(text.replace("min_trials: 8", "min_trials: 2\n  cost_aware: false"))
     store = folder / "tiny.sqlite"
     assert main(["search", str(spec), "--dry-run", "--store", str(store), "--quiet"]) == 0
     return store

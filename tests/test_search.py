@@ -52,6 +52,8 @@ def _write_spec(tmp_path: Path, **extra: object) -> Path:
         "objective": {"kind": "cost", "max_runtime_s": 900},
         "filters": SMALL,
         "budget": {"max_trials": 10},
+        # The loop is tested here, not the cost rule (tests/test_spend.py): trials run.
+        "stop": {"cost_aware": False},
         **extra,
     }
     path = tmp_path / "search.yaml"
@@ -95,7 +97,9 @@ def test_a_store_with_another_search_needs_resume(
 
 
 def test_custom_workload_through_the_api(tmp_path: Path) -> None:
-    result = search(Steps(), "cost", max_runtime_s=3 * 3600, providers=["gcp"], max_trials=8)
+    result = search(
+        Steps(), "cost", max_runtime_s=3 * 3600, providers=["gcp"], max_trials=8, cost_aware=False
+    )
     rec = result.recommendation
     assert rec is not None and rec.runtime_s <= 3 * 3600
     assert isinstance(result.trials, pd.DataFrame) and len(result.trials) == result.trials_used
@@ -108,13 +112,19 @@ def test_a_deadline_nothing_can_meet_stops_after_min_trials() -> None:
     # which the model says before any trial; forced, the search stops after min_trials.
     hopeless = {"max_runtime_s": 60, "providers": ["gcp"], "max_trials": 20, "min_trials": 6}
     with pytest.raises(HopelessJobError, match="the deadline .* is 1m00s"):
-        search(Steps(), "cost", **hopeless)  # type: ignore[arg-type]
-    result = search(Steps(), "cost", force=True, **hopeless)  # type: ignore[arg-type]
+        search(Steps(), "cost", **hopeless, cost_aware=False)  # type: ignore[arg-type]
+    result = search(Steps(), "cost", force=True, **hopeless, cost_aware=False)  # type: ignore[arg-type]
     assert result.recommendation is None
     assert result.trials_used == 6
     assert result.stopped_because == "no untried configuration is likely to meet the constraint"
     reachable = search(
-        Steps(), "cost", max_runtime_s=3 * 3600, providers=["gcp"], max_trials=30, min_trials=4
+        Steps(),
+        "cost",
+        max_runtime_s=3 * 3600,
+        providers=["gcp"],
+        max_trials=30,
+        min_trials=4,
+        cost_aware=False,
     )
     assert reachable.stopped_because == (
         "stop rule: the best expected improvement is below 10% of the best"
@@ -125,19 +135,19 @@ def test_a_deadline_nothing_can_meet_stops_after_min_trials() -> None:
 def test_a_store_written_before_a_spec_field_existed_resumes(tmp_path: Path) -> None:
     store = tmp_path / "search.sqlite"
     args = {"max_runtime_s": 3 * 3600, "providers": ["gcp"], "max_trials": 4, "store": store}
-    first = search(Steps(), "cost", **args)  # type: ignore[arg-type]
+    first = search(Steps(), "cost", **args, cost_aware=False)  # type: ignore[arg-type]
     # As an earlier version wrote it: no stop.min_chance in the stored specification.
     with sqlite3.connect(store) as conn:
         (text,) = conn.execute("SELECT spec FROM search").fetchone()
         older = json.loads(text)
         del older["stop"]["min_chance"]
         conn.execute("UPDATE search SET spec = ?", (json.dumps(older),))
-    again = search(Steps(), "cost", **args)  # type: ignore[arg-type]
+    again = search(Steps(), "cost", **args, cost_aware=False)  # type: ignore[arg-type]
     assert again.recommendation == first.recommendation
     assert again.trials_used == first.trials_used
     # A real difference is still refused, and named.
     with pytest.raises(StoreError, match="objective.max_runtime_s"):
-        search(Steps(), "cost", **{**args, "max_runtime_s": 2 * 3600})  # type: ignore[arg-type]
+        search(Steps(), "cost", **{**args, "max_runtime_s": 2 * 3600}, cost_aware=False)  # type: ignore[arg-type]
 
 
 class BarrierProvider(SimulatedProvider):
@@ -198,7 +208,14 @@ class SmallGpusFail(SimulatedProvider):
 
 
 def test_failed_trials_are_never_recommended() -> None:
-    result = search(Steps(), "cost", provider=SmallGpusFail(1), providers=["aws"], max_trials=12)
+    result = search(
+        Steps(),
+        "cost",
+        provider=SmallGpusFail(1),
+        providers=["aws"],
+        max_trials=12,
+        cost_aware=False,
+    )
     trials = result.trials
     assert (trials["status"] == "oom").any()
     rec = result.recommendation
@@ -231,7 +248,14 @@ def test_ctrl_c_terminates_and_marks_interrupted(tmp_path: Path) -> None:
     provider = InterruptedProvider(4)
     store = tmp_path / "s.sqlite"
     with pytest.raises(SearchInterrupted) as caught:
-        search(Steps(), provider=provider, providers=["aws"], store=store, ei_fraction=0)
+        search(
+            Steps(),
+            provider=provider,
+            providers=["aws"],
+            store=store,
+            ei_fraction=0,
+            cost_aware=False,
+        )
     assert caught.value.exit_code == 130
     with TrialStore(store, create=False) as opened:
         assert opened.status() == "interrupted"
@@ -249,6 +273,7 @@ def test_stored_result_is_the_workloads_result_with_per_layer_times(tmp_path: Pa
     spec.write_text(
         "workload: {name: cnn, params: {model: alexnet, epochs: 1, dataset_size: 10000}}\n"
         "budget: {max_trials: 3}\n"
+        "stop: {cost_aware: false}\n"
     )
     store = tmp_path / "s.sqlite"
     assert main(["search", str(spec), "--dry-run", "--quiet", "--store", str(store)]) == 0

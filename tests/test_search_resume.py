@@ -60,7 +60,7 @@ def _spec(tmp_path: Path, parallel: int = 1) -> Path:
         "objective": {"kind": "cost", "max_runtime_s": 1500},
         "filters": {"providers": ["gcp"], "max_nodes": 2},
         "budget": {"max_trials": 10},
-        "stop": {"ei_fraction": 0.02},
+        "stop": {"ei_fraction": 0.02, "cost_aware": False},  # trials run until killed
         "seed": 3,
     }
     path = tmp_path / "search.yaml"

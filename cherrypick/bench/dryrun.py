@@ -11,16 +11,23 @@ exhaustive search achieves when it runs each candidate once); the median trials;
 how many searches recommended an infeasible configuration (or nothing) although they had tried a
 feasible one. A recommendation whose run measured within the deadline but which truly runs past
 it (one run's noise) is cheaper than the true optimum, not close to it: it counts as a miss, and
-its count is printed as ``truly``. ``--noise`` overrides the runs' noise (lognormal sigma, 0.05);
-``--memory-error`` sets the simulator's per-GPU memory error (lognormal sigma, 0: off), so that
-the truth's out-of-memory verdicts are not the prior's (``SimulatorSpec``).
+its count is printed as ``truly``. Below each case's line: the mean search spend over the true
+optimal job's cost, search plus the recommended job (as it truly runs) over it, and what a user
+who does not search pays for the job on each of ``nosearch``'s picks (``late``: the share of
+seeds on which that pick truly misses the deadline or fails). After the cases, the reliability
+of the searches' P(within 10%). ``--cost-aware``: the searches weigh each trial's cost against
+what it may save (``stop.cost_aware``). ``--noise`` overrides the runs' noise (lognormal sigma,
+0.05); ``--memory-error`` sets the simulator's per-GPU memory error (lognormal sigma, 0: off),
+so that the truth's out-of-memory verdicts are not the prior's (``SimulatorSpec``).
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 
@@ -28,9 +35,13 @@ import numpy as np
 
 from cherrypick.bench._harness import Progress, parallel_map, require
 from cherrypick.bench.exhaustive import check_against_truth, evaluate_all, runtime_of, true_choice
+from cherrypick.bench.nosearch import NO_SEARCH, no_search_picks
+from cherrypick.bench.reliability import format_reliability, reliability_rows
+from cherrypick.providers.base import Candidate
 from cherrypick.searching import run_search
 from cherrypick.searching.setup import build_providers, build_space, build_workload
 from cherrypick.spec import SearchSpec, load_spec, parse_spec
+from cherrypick.units import job_cost
 
 __all__ = ["Outcome", "format_outcomes", "run_case", "run_cases"]
 
@@ -50,11 +61,23 @@ class Outcome:
     bad_recommendation: bool
     truly_late: bool = False
     sweep_close: bool | None = None
+    #: The search's spend and, as they truly run, the optimal and the recommended job's cost.
+    spend_usd: float = 0.0
+    optimum_usd: float | None = None
+    job_usd: float | None = None
+    #: P(within 10%) as the search reported it, and the no-search picks' true job cost over the
+    #: optimum's (None: the pick truly misses the deadline or fails).
+    confidence: float | None = None
+    no_search: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def close(self) -> bool:
         """Within ``WITHIN`` of the true optimum, and truly within the deadline."""
         return self.gap is not None and self.gap <= WITHIN and not self.truly_late
+
+    @property
+    def within_10(self) -> bool:
+        return self.gap is not None and self.gap <= 0.10 + 1e-9 and not self.truly_late
 
 
 def _example(name: str) -> SearchSpec:
@@ -118,6 +141,7 @@ def run_case(
         and sweep.runtime_s <= deadline
         and sweep.cost_usd <= (1.0 + WITHIN) * optimum.cost_usd
     )
+    optimum_usd = None if optimum is None else optimum.cost_usd
     return Outcome(
         example,
         fraction,
@@ -128,7 +152,29 @@ def run_case(
         bad,
         late,
         sweep_close,
+        spend_usd=result.search_cost_usd,
+        optimum_usd=optimum_usd,
+        job_usd=None if true_rec is None else true_rec.cost_usd,
+        confidence=result.confidence,
+        no_search=_no_search(candidates, runtimes, deadline, optimum_usd),
     )
+
+
+def _no_search(
+    candidates: Sequence[Candidate],
+    runtimes: Sequence[float | None],
+    deadline: float,
+    optimum_usd: float | None,
+) -> dict[str, float | None]:
+    """Each no-search pick's true job cost over the optimum's; None where it is late or fails."""
+    ratios: dict[str, float | None] = {}
+    for rule, i in no_search_picks(candidates, runtimes, deadline).items():
+        runtime = None if i is None else runtimes[i]
+        if i is None or runtime is None or runtime > deadline or not optimum_usd:
+            ratios[rule] = None
+        else:
+            ratios[rule] = job_cost(candidates[i].price_per_hour, runtime) / optimum_usd
+    return ratios
 
 
 def _summary(label: str, outcomes: list[Outcome]) -> str:
@@ -158,6 +204,7 @@ def run_cases(
     noise: float | None = None,
     memory_error: float | None = None,
     progress: Progress | None = None,
+    cost_aware: bool = False,
 ) -> list[Outcome]:
     """Every case, EXAMPLES x FRACTIONS x seeds in that order, in ``jobs`` processes (default:
     all cores). The other parameters, when given, override the examples' own."""
@@ -169,7 +216,9 @@ def run_cases(
     memory_ok = memory_error is None or 0 <= memory_error <= 1
     require(memory_ok, "--memory-error", "in [0, 1]", memory_error)
     overrides = (("ei_fraction", ei_fraction), ("min_trials", min_trials))
-    stop = {k: v for k, v in overrides if v is not None}
+    stop: dict[str, float] = {k: v for k, v in overrides if v is not None}
+    if cost_aware:
+        stop["cost_aware"] = True
     tasks = [
         (e, f, s, stop, prior, noise, memory_error)
         for e in EXAMPLES
@@ -186,12 +235,43 @@ def _run_case(task: _Task) -> Outcome:
     return run_case(*task)
 
 
+def _spend(outcomes: list[Outcome]) -> str:
+    """Spend and search plus job over the optimal job, beside the no-search picks' jobs."""
+    paired = [o for o in outcomes if o.optimum_usd]
+    if not paired:
+        return ""
+    spend = statistics.mean(o.spend_usd / (o.optimum_usd or 1.0) for o in paired)
+    done = [o for o in paired if o.job_usd is not None]
+    total = (
+        statistics.mean((o.spend_usd + (o.job_usd or 0.0)) / (o.optimum_usd or 1.0) for o in done)
+        if done
+        else math.inf
+    )
+    none = f" ({len(paired) - len(done)} with no recommendation)" if len(done) < len(paired) else ""
+    worst = max(o.spend_usd / (o.optimum_usd or 1.0) for o in paired)
+    picks = []
+    for rule in NO_SEARCH:
+        ratios = [o.no_search.get(rule) for o in paired]
+        fine = [r for r in ratios if r is not None]
+        late = 1 - len(fine) / len(ratios)
+        mean = f"{statistics.mean(fine):.2f}x" if fine else "  - "
+        picks.append(f"{rule} {mean} (late {late:.0%})")
+    return (
+        f"{'':<30} spend / optimal job {spend:5.2f}x (worst {worst:.2f}x)  search + job"
+        f" {total:5.2f}x{none}  no search: {', '.join(picks)}"
+    )
+
+
 def format_outcomes(outcomes: list[Outcome]) -> str:
-    """One line per example and deadline, then the pooled line."""
+    """Two lines per example and deadline, the pooled lines, then the reliability table."""
     lines = []
     for example in EXAMPLES:
         for fraction in FRACTIONS:
             chosen = [o for o in outcomes if o.example == example and o.fraction == fraction]
-            lines.append(_summary(f"{example} {fraction:.0%} feasible", chosen))
-    lines.append(_summary("pooled", outcomes))
-    return "\n".join(lines)
+            if not chosen:
+                continue
+            lines += [_summary(f"{example} {fraction:.0%} feasible", chosen), _spend(chosen)]
+    lines += [_summary("pooled", outcomes), _spend(outcomes)]
+    rows = reliability_rows([o.confidence for o in outcomes], [o.within_10 for o in outcomes])
+    lines += ["", format_reliability(rows, 0.10)]
+    return "\n".join(line for line in lines if line)

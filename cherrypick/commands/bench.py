@@ -151,6 +151,11 @@ def _add_dryrun(parser: argparse.ArgumentParser) -> None:
         "--min-trials", type=int, metavar="N", help="override the examples' stop rule"
     )
     parser.add_argument(
+        "--cost-aware",
+        action="store_true",
+        help="searches weigh each trial's cost against what it may save (stop.cost_aware)",
+    )
+    parser.add_argument(
         "--prior", choices=("performance-model", "none"), help="override the examples' prior"
     )
     parser.add_argument(
@@ -182,6 +187,7 @@ def _run_dryrun(args: argparse.Namespace) -> None:
         args.noise,
         args.memory_error,
         progress=_progress,
+        cost_aware=args.cost_aware,
     )
     print(format_outcomes(outcomes))
     _write_json(args.json, [dataclasses.asdict(o) for o in outcomes])

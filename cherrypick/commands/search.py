@@ -27,6 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, help="override the search file's seed")
     parser.add_argument("--parallel", type=int, help="override the search file's parallelism")
     parser.add_argument(
+        "--trials",
+        type=int,
+        metavar="N",
+        help="override budget.max_trials; 0: no trial, the performance model's pick",
+    )
+    parser.add_argument(
         "--force",
         action="store_true",
         help="search even when the performance model says no candidate can do the job as asked",
@@ -40,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
     from cherrypick.searching.plan import prepare
     from cherrypick.searching.setup import build_space, build_workload
 
-    plan = prepare(args.file, args.resume, args.store, args.dry_run, args.seed, args.parallel)
+    plan = prepare(
+        args.file, args.resume, args.store, args.dry_run, args.seed, args.parallel, args.trials
+    )
     if args.exhaustive and not plan.dry_run:
         raise InputError("--exhaustive needs a dry run (it runs every candidate)")
     display = None if args.quiet else make_display()

@@ -62,7 +62,7 @@ def probability_within(
     completes = rng.random(true_value.shape) < belief.p_complete[rows]
     rivals = meets[:, 1:] & completes[:, 1:]
     beaten = np.any(rivals & (true_value[:, 1:] < true_value[:, :1] - margin), axis=1)
-    return float(np.mean(meets[:, 0] & ~beaten))
+    return float(np.mean(meets[:, 0] & completes[:, 0] & ~beaten))
 
 
 def _contenders(belief: Belief, margin: float) -> NDArray[np.int64]:

@@ -88,13 +88,16 @@ class StopRule:
     ``min_trials`` trials. With ``confidence`` set, that rule gives way to ours: stop once the
     model's P(within ``within``) of the recommendation (``BayesianStrategy.confidence``) reaches
     ``confidence``. Both add: under a constraint that no trial has met yet, stop once no untried
-    candidate has even a ``min_chance`` probability of meeting it."""
+    candidate has even a ``min_chance`` probability of meeting it. ``cost_aware``: where the
+    problem knows what each trial costs, weigh it against what the trial may save, and stop once
+    none would save more than it costs (``BayesianStrategy``)."""
 
     ei_fraction: float = 0.10
     min_trials: int = 6
     min_chance: float = 0.01
     within: float = 0.10
     confidence: float | None = None
+    cost_aware: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,10 @@ class Problem:
 
     ``groups``, optional: a label per candidate (e.g. its GPU model); candidates with the same
     label are expected to depart from the prior by a common factor, which one trial reveals.
+
+    ``trial_cost_usd``, optional: what a trial of each candidate is expected to cost (boot,
+    set-up and the short run at its price). A strategy that knows it weighs what a trial may save
+    on the job against what it costs.
 
     ``prior_fit``, optional: the probability, made before any trial, that each candidate's run
     completes (e.g. that the job fits in its GPU memory), for candidates near a limit that are
@@ -121,6 +128,7 @@ class Problem:
     prior_runtime_s: FloatArray | None = None
     groups: NDArray[np.int64] | None = None
     prior_fit: FloatArray | None = None
+    trial_cost_usd: FloatArray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.price_per_hour)
@@ -142,6 +150,11 @@ class Problem:
         fit = self.prior_fit
         if fit is not None and (np.shape(fit) != (n,) or not np.all((fit >= 0) & (fit <= 1))):
             raise InputError(f"prior_fit must hold {n} probabilities in [0, 1]")
+        cost = self.trial_cost_usd
+        if cost is not None and (
+            np.shape(cost) != (n,) or not np.all(np.isfinite(cost) & (cost >= 0))
+        ):
+            raise InputError(f"trial_cost_usd must hold {n} non-negative costs")
 
     @property
     def size(self) -> int:
@@ -158,6 +171,7 @@ class Strategy(ABC):
 
     def __init__(self, problem: Problem, seed: int = 0, stop_rule: StopRule | None = None) -> None:
         self.problem = problem
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.stop_rule = stop_rule  # None: never stop before the candidates run out
         self.observations: dict[int, Observation] = {}

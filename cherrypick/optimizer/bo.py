@@ -29,6 +29,12 @@ that the job fits) weighs the acquisition like the failures' own, so a candidate
 tried when what it may save outweighs the risk; a completed run of its group settles it, and a
 failed one makes the group unlikely to fit, as far as the prior doubted it (``_prior_fit``).
 
+Where the problem knows what each trial will cost (``Problem.trial_cost_usd``: boot, set-up and
+the short run at the candidate's price), a trial is chosen for what it may save on the job less
+what it costs, once a trial has met the limit (before, finding one comes first), and the search
+stops, whatever ``min_trials`` says, once no trial is expected to save more than it costs: the
+search then costs less than it saves (``no_trial_pays``).
+
 ``ask(n)`` with n > 1 uses the kriging believer (a constant liar at the predicted mean): each pick
 is added to the data at its predicted value before the next one is scored, with the
 hyperparameters held fixed, so a batch spreads out instead of repeating one region.
@@ -65,7 +71,10 @@ _OTHER_FAILURE = 0.1
 class BOConfig:
     """How the Bayesian strategy models and chooses. ``weighting``: the models' (``targets``)
     weights in the mixture, ``equal`` or ``loo`` (by how well each predicts the measured runs
-    from the others, never below ``min_weight``); docs/benchmarks.md has what each measured."""
+    from the others, never below ``min_weight``). ``cost_aware``: where the problem says what
+    each trial costs, a trial is chosen for what it may save on the job less ``cost_weight``
+    times its cost (1: the job runs once), and the search stops once none is expected to save
+    more than it costs; docs/benchmarks.md has what each measured."""
 
     targets: tuple[str, ...] = ("runtime", "cost")
     linear_trend: bool = True
@@ -76,6 +85,8 @@ class BOConfig:
     feasible_improvement: bool = True
     weighting: str = "equal"
     min_weight: float = 0.0
+    cost_aware: bool = True
+    cost_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.targets or not set(self.targets) <= {"runtime", "cost"}:
@@ -84,6 +95,8 @@ class BOConfig:
             raise InputError(f"initial design must be 'sobol' or 'random', not '{self.initial}'")
         if self.weighting not in ("equal", "loo"):
             raise InputError(f"model weighting must be 'equal' or 'loo', not '{self.weighting}'")
+        if self.cost_weight < 0:
+            raise InputError(f"cost_weight must be >= 0, got {self.cost_weight}")
         if not 0 <= self.min_weight <= 0.5:
             raise InputError(f"min_weight must be in [0, 0.5], got {self.min_weight}")
         if self.n_initial < 1:
@@ -100,7 +113,9 @@ class Scores:
     values: FloatArray
     log_cost: FloatArray
     sigma: FloatArray
+    saving: FloatArray
     chance: FloatArray | None = None
+    trial_cost: FloatArray | None = None
 
     def forecast(self, index: int) -> tuple[float, float] | None:
         where = np.flatnonzero(self.indices == index)
@@ -140,7 +155,6 @@ class BayesianStrategy(Strategy):
         config: BOConfig | None = None,
     ) -> None:
         super().__init__(problem, seed, stop_rule)
-        self._seed = seed
         self.config = cfg = config or BOConfig()
         self.log_rate = np.log(problem.price_per_hour / 3600.0)
         self.x = scale_features(problem.features)
@@ -166,6 +180,9 @@ class BayesianStrategy(Strategy):
             )
             for t in targets
         }
+        known = problem.trial_cost_usd is not None and problem.objective.kind == "cost"
+        aware = cfg.cost_aware and stop_rule is not None and stop_rule.cost_aware
+        self.trial_cost = problem.trial_cost_usd if aware and known else None
         self._failures = FailureModel(seed)
         # With a prior the acquisition picks from the first trial: no space-filling design.
         self._design = [] if residual else self._initial_design(seed)
@@ -278,6 +295,7 @@ class BayesianStrategy(Strategy):
         spread = self.spread()
         p_complete = self._p_complete(cand)
         seeking = self.problem.objective.limit is not None and self.best() is None
+        trial_cost = None if self.trial_cost is None else self.trial_cost[cand]
         for target, model in self.models.items():
             if len(idx):
                 model.fit(self.x[idx], log_cost - self._offset(target, idx), optimise=not fantasies)
@@ -305,11 +323,15 @@ class BayesianStrategy(Strategy):
                 0.0,
             )
         )
-        value = np.average(values, axis=0, weights=w)
+        saving = np.average(values, axis=0, weights=w)
+        value = self._net(saving, trial_cost, found=self.best() is not None)
         tie_break = mean if self.problem.objective.kind == "cost" else mean - self.log_rate[cand]
         order = np.lexsort((tie_break, -value))
         chance = np.average(chances, axis=0, weights=w)[order] if seeking else None
-        scores = Scores(cand[order], value[order], mean[order], sigma_mix[order], chance)
+        cost = None if trial_cost is None else trial_cost[order]
+        scores = Scores(
+            cand[order], value[order], mean[order], sigma_mix[order], saving[order], chance, cost
+        )
         if not fantasies:
             self._cache = (version, scores)
         return scores
@@ -376,6 +398,8 @@ class BayesianStrategy(Strategy):
         p_complete: FloatArray | float = 1.0,
         sigma_ei: FloatArray | None = None,
     ) -> FloatArray:
+        """The expected improvement (feasible, or times the chance of meeting the limit); until
+        a trial or the prior says what is feasible, the chance of meeting the limit alone."""
         objective = self.problem.objective
         log_value, log_limited, limit = self._split(log_cost, log_runtime)
         best = self.best()
@@ -399,6 +423,16 @@ class BayesianStrategy(Strategy):
             incumbent = 1.5 * float(np.exp(log_value[p_ok >= 0.5].min()))
         ei_sigma = sigma if sigma_ei is None else sigma_ei
         return expected_improvement(log_value, ei_sigma, incumbent) * p_ok
+
+    def _net(self, saving: FloatArray, trial_cost: FloatArray | None, found: bool) -> FloatArray:
+        """What a trial may save on the job less what it costs (``cost_weight`` times); until a
+        trial meets the limit, there is nothing to recommend yet: the saving per trial dollar,
+        so that the first feasible run is found cheaply."""
+        if trial_cost is None:
+            return saving
+        if not found:
+            return np.asarray(saving / np.maximum(trial_cost, 1e-9), dtype=np.float64)
+        return np.asarray(saving - self.config.cost_weight * trial_cost, dtype=np.float64)
 
     def _split(
         self, log_cost: FloatArray, log_runtime: FloatArray
@@ -438,24 +472,35 @@ class BayesianStrategy(Strategy):
         log_value = log_cost if cost_kind else log_cost - self.log_rate[idx]
         return {int(i): float(np.exp(v)) for i, v in zip(idx, log_value, strict=True)}
 
-    def confidence(self, within: float = 0.10, draws: int = 2000) -> float | None:
-        """P(within): the model's probability that the recommendation truly meets the limit and
-        is truly within ``within`` of the best candidate (``_confidence``); None before a
-        feasible trial. Drawn from its own seeded generator: the same trials, the same answer."""
+    def confidence(
+        self, within: float = 0.10, draws: int = 2000, index: int | None = None
+    ) -> float | None:
+        """P(within): the model's probability that the recommendation (or the untried candidate
+        ``index``) truly meets the limit and is truly within ``within`` of the best candidate
+        (``_confidence``); None before a feasible trial. Drawn from its own seeded generator:
+        the same trials, the same answer."""
         rec = self.recommend()
-        if rec is None:
+        if index is not None:
+            pick = index
+        elif rec is not None:
+            pick = rec.index
+        else:
             return None
         self.scores()  # fits the models to every observation
-        feasible = [r.index for r in self.feasible() if r.index != rec.index]
-        untried = self.untried()
-        rows = np.concatenate([[rec.index], feasible, untried]).astype(np.int64)
-        known = np.ones(1 + len(feasible))
+        feasible = [r.index for r in self.feasible() if r.index != pick]
+        untried = np.setdiff1d(self.untried(), [pick])
+        rows = np.concatenate([[pick], feasible, untried]).astype(np.int64)
+        first = np.ones(1) if index is None else np.ravel(self._p_complete(np.array([pick])))
         p_complete = np.concatenate(
-            [known, np.broadcast_to(self._p_complete(untried), untried.shape)]
+            [
+                np.broadcast_to(first, (1,)),
+                np.ones(len(feasible)),
+                np.broadcast_to(self._p_complete(untried), untried.shape),
+            ]
         )
         limit = self.problem.objective.limit
         log_limit = None if limit is None else math.log(limit)
-        rng = np.random.default_rng([self._seed, len(self.observations)])
+        rng = np.random.default_rng([self.seed, len(self.observations)])
         chances = []
         for target, model in self.models.items():
             mu, cov = model.joint_latent(self.x[rows])
@@ -470,7 +515,11 @@ class BayesianStrategy(Strategy):
             return True
         rule = self.stop_rule
         best = self.best()
-        if rule is None or len(self.observations) < rule.min_trials or self.pending:
+        if rule is None or self.pending:
+            return False
+        if best is not None and self.no_trial_pays():
+            return True
+        if len(self.observations) < rule.min_trials:
             return False
         if best is None:
             return self.hopeless()
@@ -479,7 +528,30 @@ class BayesianStrategy(Strategy):
             return chance is not None and chance >= rule.confidence
         scores = self.scores()
         incumbent = self.problem.objective.value(best.runtime_s, best.cost_usd)
-        return bool(scores.values[0] < rule.ei_fraction * incumbent)
+        return bool(scores.saving.max() < rule.ei_fraction * incumbent)
+
+    def no_trial_pays(self) -> bool:
+        """True when trials have a known cost and, by the model, none is expected to save more
+        on the job than it costs: searching on would cost more than it saves, at any trial count.
+        """
+        if self.trial_cost is None or not len(self.untried()) or self.best() is None:
+            return False
+        scores = self.scores()
+        assert scores.trial_cost is not None
+        return bool(np.all(scores.saving <= scores.trial_cost))
+
+    def outlook(self) -> tuple[IntArray, FloatArray, FloatArray, FloatArray]:
+        """Every untried candidate (best first), the model's predicted log of its objective
+        value, the spread of that belief (calibrated, one run's noise left out) and its chance
+        to complete and meet the limit."""
+        scores = self.scores()
+        cand, spread = scores.indices, self.spread()
+        runtime = scores.log_cost - self.log_rate[cand]
+        log_value, log_limited, limit = self._split(scores.log_cost, runtime)
+        (_, model), *_ = self.models.items()
+        latent = model.latent(scores.sigma) * spread
+        p_ok = _p_ok(log_limited, limit, scores.sigma * spread, self._p_complete(cand))
+        return cand, log_value, latent, p_ok
 
     def hopeless(self) -> bool:
         """True when no trial has met the constraint and, by the model, no untried candidate

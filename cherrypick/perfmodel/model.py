@@ -11,6 +11,7 @@ from cherrypick.catalog.gpus import GpuSpec
 from cherrypick.errors import UnknownNameError, WorkloadError
 from cherrypick.perfmodel.calibrate import calibrated_parts
 from cherrypick.perfmodel.predict import Prediction, memory_breakdown, predict
+from cherrypick.perfmodel.trial import BOOT_S, SETUP_S, TRIAL_CAP_S, trial_seconds
 from cherrypick.providers.base import Candidate
 from cherrypick.workloads.base import JobProfile, Workload
 
@@ -76,6 +77,15 @@ class PerformanceModel:
         prediction = self.predict(candidate, profile)
         fits = fit_probability(profile, prediction.memory_limit_bytes)
         return prediction.runtime_s if fits >= min_fit else None
+
+    def trial_seconds(self, candidate: Candidate, workload: Workload) -> float:
+        """How long a trial of ``workload`` on ``candidate`` is billed for, as predicted
+        (``cherrypick.perfmodel.trial``); ``WorkloadError`` as for :meth:`runtime`."""
+        estimate = workload.estimate_runtime(candidate)
+        if estimate is not None:
+            return sum(BOOT_S) / 2 + SETUP_S + min(estimate, TRIAL_CAP_S)
+        profile = _gpu_profile(candidate, workload)
+        return trial_seconds(candidate, profile, self.predict(candidate, profile))
 
     def fit_probability(self, candidate: Candidate, workload: Workload) -> float:
         """The probability that the job fits in the memory of ``candidate``'s GPUs (1 for a

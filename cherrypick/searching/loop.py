@@ -41,6 +41,7 @@ from cherrypick.providers.base import (
 from cherrypick.runners.base import Runner
 from cherrypick.runners.ship import Package
 from cherrypick.searching.display import Display, NullDisplay, SearchStatus, TrialEvent
+from cherrypick.searching.outlook import Outlook, outlook
 from cherrypick.searching.preflight import refuse_hopeless
 from cherrypick.searching.result import Choice, Preference, SearchResult
 from cherrypick.searching.setup import (
@@ -56,7 +57,7 @@ from cherrypick.searching.trial import TrialContext, TrialRunner, with_known_hos
 from cherrypick.spec import SearchSpec, parse_spec
 from cherrypick.store import TrialRow, TrialStore
 from cherrypick.trials import TrialStatus
-from cherrypick.units import format_duration, job_cost
+from cherrypick.units import format_duration, job_cost, plural
 from cherrypick.workloads.base import Workload
 
 __all__ = ["Search", "run_search"]
@@ -135,8 +136,16 @@ class Search:
 
     def run(self) -> SearchResult:
         strategy = self._strategy()
-        if not self.force and not self.store.has_search():  # a resumed search was let through
-            refuse_hopeless(strategy, self.candidates, self.spec.stop.min_chance)
+        if not self.store.has_search():  # a resumed search was let through
+            if not self.force:
+                refuse_hopeless(strategy, self.candidates, self.spec.stop.min_chance)
+            view = outlook(
+                strategy, self.candidates, self.spec.budget.max_trials, self.spec.stop.within
+            )
+            for line in view.lines:
+                self.display.message(line)
+            if view.skip is not None:
+                return self._untried(view)
         stored = self._open()
         progress = _Progress()
         beat = _Heartbeat(self.store, self.context.owner)
@@ -179,9 +188,14 @@ class Search:
     def _strategy(self) -> Strategy:
         stop = self.spec.stop
         prior = self._workload if self.spec.prior == "performance-model" else None
-        problem = build_problem(self.space, self.objective, prior)
+        problem = build_problem(self.space, self.objective, prior, self._workload)
         rule = StopRule(
-            stop.ei_fraction, stop.min_trials, stop.min_chance, stop.within, stop.confidence
+            stop.ei_fraction,
+            stop.min_trials,
+            stop.min_chance,
+            stop.within,
+            stop.confidence,
+            stop.cost_aware,
         )
         return make_strategy(self.spec.strategy, problem, self.spec.seed, rule)
 
@@ -381,6 +395,25 @@ class Search:
             )
         )
 
+    def _untried(self, view: Outlook) -> SearchResult:
+        """The model's pick without a trial, stored as this search's result."""
+        self._open()
+        result = SearchResult(
+            objective=self.objective,
+            recommendation=view.pick,
+            runners_up=(),
+            trials_used=0,
+            search_cost_usd=0.0,
+            stopped_because=f"{view.skip}: the performance model's pick, untried",
+            remaining_improvement=None,
+            within=self.spec.stop.within,
+            confidence=view.confidence,
+            rows=(),
+            store_path=str(self.store.path),
+        )
+        self.store.finish("finished", result.to_json())
+        return result
+
     def _result(self, strategy: Strategy, progress: _Progress, reason: str) -> SearchResult:
         rows = self.store.trials()
         by_index = {self._index[r.candidate_key]: r for r in rows if r.candidate_key in self._index}
@@ -545,6 +578,11 @@ def _stop_reason(strategy: Strategy) -> str:
         return "no candidates left"
     if isinstance(strategy, BayesianStrategy) and strategy.hopeless():
         return "no untried configuration is likely to meet the constraint"
+    if isinstance(strategy, BayesianStrategy) and strategy.no_trial_pays():  # cost_aware only
+        return (
+            "no untried configuration is expected to save more on the job than its trial costs"
+            f" (after {plural(len(strategy.observations), 'trial')})"
+        )
     rule = strategy.stop_rule
     assert rule is not None  # with candidates left, only the rule stops a search
     if rule.confidence is not None:
@@ -564,7 +602,7 @@ def _remaining(strategy: Strategy) -> float | None:
         return None
     scores = strategy.scores()
     value = strategy.problem.objective.value(best.runtime_s, best.cost_usd)
-    return float(scores.values[0]) / value
+    return float(scores.saving.max()) / value
 
 
 def _preference(strategy: Strategy, by_index: Mapping[int, TrialRow]) -> Preference | None:

@@ -20,7 +20,12 @@ from cherrypick.store import TrialStore
 __all__ = ["Plan", "prepare"]
 
 #: What a stored search keeps, by the flag that would change it.
-_KEPT_BY_THE_STORE = {"store": "store", "seed": "seed", "parallel": "parallelism"}
+_KEPT_BY_THE_STORE = {
+    "store": "store",
+    "seed": "seed",
+    "parallel": "parallelism",
+    "trials": "trial budget",
+}
 
 
 class _Held(NamedTuple):
@@ -49,13 +54,16 @@ def prepare(
     dry_run: bool,
     seed: int | None = None,
     parallel: int | None = None,
+    trials: int | None = None,
 ) -> Plan:
     if resume is not None:
-        _refuse_with_resume(store=store, seed=seed, parallel=parallel)
+        _refuse_with_resume(store=store, seed=seed, parallel=parallel, trials=trials)
         return _resume(file, resume)
     if file is None:
         raise InputError("give a search file, or --resume STORE to continue a stored search")
     spec = _override(load_spec(file), seed=seed, parallel=parallel)
+    if trials is not None:
+        spec = _override_trials(spec, trials)
     return _new(spec, dry_run, store)
 
 
@@ -91,6 +99,15 @@ def _override(spec: SearchSpec, **changes: Any) -> SearchSpec:
         blamed = [exc.field] if exc.field is not None and exc.field in given else list(given)
         flags = ", ".join(f"--{name} {given[name]}" for name in blamed)
         raise InputError(f"{flags}: {exc.message}") from None
+
+
+def _override_trials(spec: SearchSpec, trials: int) -> SearchSpec:
+    data = spec.model_dump(mode="json")
+    data["budget"] = {**data["budget"], "max_trials": trials}
+    try:
+        return parse_spec(data, source="command line")
+    except ValidationError as exc:
+        raise InputError(f"--trials {trials}: {exc.message}") from None
 
 
 def _new(spec: SearchSpec, dry_run: bool, store: str | None) -> Plan:

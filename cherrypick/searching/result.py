@@ -154,8 +154,13 @@ def format_choice(choice: Choice) -> str:
 def format_summary(result: SearchResult) -> str:
     """The human-readable end of a search."""
     rec = result.recommendation
+    untried = (
+        " (untried, as the performance model predicts it)" if rec and rec.trial_id is None else ""
+    )
     lines = [
-        f"recommended: {format_choice(rec)}" if rec else "recommended: none (no feasible trial)"
+        f"recommended{untried}: {format_choice(rec)}"
+        if rec
+        else "recommended: none (no feasible trial)"
     ]
     if result.why:
         lines.append(f"  ({result.why})")

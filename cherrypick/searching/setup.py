@@ -25,6 +25,7 @@ from cherrypick.providers.base import (
     provider_registry,
 )
 from cherrypick.spec import SearchSpec
+from cherrypick.units import job_cost
 from cherrypick.workloads.base import Workload, create_workload
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "cloud_options",
     "objective_of",
     "performance_prior",
+    "trial_costs",
     "search_tag",
 ]
 
@@ -137,9 +139,13 @@ def objective_of(spec: SearchSpec) -> Objective:
 
 
 def build_problem(
-    space: SearchSpace, objective: Objective, workload: Workload | None = None
+    space: SearchSpace,
+    objective: Objective,
+    workload: Workload | None = None,
+    cost_model: Workload | None = None,
 ) -> Problem:
-    """The optimiser's view; with ``workload``, the performance model's runtimes as its prior."""
+    """The optimiser's view; with ``workload``, the performance model's runtimes as its prior;
+    with ``cost_model`` (a workload the model can predict), what each trial will cost."""
     candidates = space.candidates
     prices = np.array([c.price_per_hour for c in candidates], dtype=np.float64)
     prior = None if workload is None else performance_prior(candidates, workload, space.gpus)
@@ -153,6 +159,7 @@ def build_problem(
         runtimes,
         groups.astype(np.int64),
         prior_fit=fits,
+        trial_cost_usd=trial_costs(candidates, cost_model, space.gpus),
     )
 
 
@@ -177,6 +184,25 @@ def performance_prior(
         return None  # a workload that can be neither profiled nor estimated has no prior
     runtime = np.array([math.nan if r is None else r for r in runtimes], dtype=np.float64)
     return runtime, np.array(fits, dtype=np.float64)
+
+
+def trial_costs(
+    candidates: Sequence[Candidate], workload: Workload | None, gpus: Mapping[str, GpuSpec]
+) -> NDArray[np.float64] | None:
+    """What a trial of each candidate is expected to cost (``PerformanceModel.trial_seconds``
+    at its price), or None if the workload can be neither profiled nor estimated."""
+    from cherrypick.perfmodel import PerformanceModel
+
+    if workload is None:
+        return None
+    model = PerformanceModel(gpus)
+    try:
+        seconds = [model.trial_seconds(c, workload) for c in candidates]
+    except WorkloadError:
+        return None
+    return np.array(
+        [job_cost(c.price_per_hour, s) for c, s in zip(candidates, seconds, strict=True)]
+    )
 
 
 def build_workload(spec: SearchSpec) -> Workload:
