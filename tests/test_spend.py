@@ -245,3 +245,17 @@ def test_by_default_trials_count_as_free_and_cost_aware_searches_spend_less(
     assert spent < 0.5 * float(blind["search_cost_usd"])  # type: ignore[arg-type]
     rec = aware["recommendation"]
     assert isinstance(rec, dict) and spent < 0.2 * float(rec["cost_usd"])
+
+
+def test_the_report_of_a_search_without_trials_shows_the_models_pick(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, result, err = _search(str(EXAMPLES / "resnet50-imagenet.yaml"), "--trials", "0")
+    assert code == 0, err
+    assert main(["report", "resnet50-imagenet.sqlite", "--out", "out"]) == 0
+    out = capsys.readouterr().out
+    rec = result["recommendation"]
+    assert isinstance(rec, dict)
+    line = next(x for x in out.splitlines() if x.startswith("recommendation"))
+    assert line.startswith("recommendation, untried: ") and rec["instance_type"] in line
+    assert f"${rec['cost_usd']:,.2f}" in line and "performance model's prediction" in line

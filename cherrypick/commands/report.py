@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     if args.csv is not None:
         check_output(args.csv, "--csv")
     report = load_report(args.store)
-    print(format_table(report.frame) if len(report.frame) else "(no trials yet)")
+    print(format_table(report.frame) if len(report.frame) else "(no trials)")
     print()
     print(summary(report))
     files = write_report(report, out, args.html, csv_path=args.csv)

@@ -34,6 +34,7 @@ from cherrypick.report.frame import (
 from cherrypick.report.html import render_html
 from cherrypick.report.plots import plot_breakdown, plot_convergence, plot_cost_runtime
 from cherrypick.store import TrialRow, TrialStore
+from cherrypick.trials import CandidateRecord
 from cherrypick.units import format_duration
 
 __all__ = [
@@ -61,6 +62,8 @@ class Report:
     recommendation: TrialRow | None
     search_status: str | None
     stopped_because: str | None = None
+    #: The stored result's recommendation when no trial ran it (``--trials 0``: the model's pick).
+    untried: Mapping[str, Any] | None = None
 
     @property
     def objective(self) -> Objective:
@@ -114,7 +117,10 @@ def load_report(store_path: Path | str) -> Report:
     frame = build_frame(rows, objective_from_spec(spec))
     reason = (result or {}).get("stopped_because")
     stopped = reason if isinstance(reason, str) else None
-    return Report(Path(store_path), frame, _recommend(rows, frame, result), status, stopped)
+    chosen = (result or {}).get("recommendation")
+    untried = chosen if isinstance(chosen, Mapping) and chosen.get("trial_id") is None else None
+    recommended = _recommend(rows, frame, result)
+    return Report(Path(store_path), frame, recommended, status, stopped, untried)
 
 
 def format_table(frame: pd.DataFrame) -> str:
@@ -144,7 +150,9 @@ def summary(report: Report) -> str:
     if report.stopped_because:
         lines.append(f"stopped: {report.stopped_because}")
     rec = report.recommendation
-    if rec is None:
+    if rec is None and report.untried is not None:
+        lines.append(f"recommendation, untried: {_untried_text(report.untried)}")
+    elif rec is None:
         lines.append("recommendation: none (no trial met the objective's limit)")
     else:
         lines.append(
@@ -155,6 +163,16 @@ def summary(report: Report) -> str:
         if not (rec.result or {}).get("layers"):
             lines.append("breakdown: the recommendation's result has no per-layer timings")
     return "\n".join(lines)
+
+
+def _untried_text(choice: Mapping[str, Any]) -> str:
+    """A stored recommendation no trial ran, as the performance model predicted it."""
+    names = CandidateRecord.__dataclass_fields__
+    record = CandidateRecord(**{k: v for k, v in choice.items() if k in names})
+    return (
+        f"{record.describe()}: job cost ${float(choice['cost_usd']):,.2f}, runtime"
+        f" {format_duration(float(choice['runtime_s']))} (the performance model's prediction)"
+    )
 
 
 def write_report(
