@@ -172,11 +172,13 @@ def test_trials_0_recommends_the_models_pick_and_needs_a_prior(tmp_path: Path) -
     assert result["trials_used"] == 0 and "--trials 0" in str(result["stopped_because"])
     blind = yaml.safe_load(path.read_text())
     blind["prior"] = "none"
+    blind["store"] = "blind.sqlite"
     blind_path = tmp_path / "blind.yaml"
     blind_path.write_text(yaml.safe_dump(blind))
     code, result, err = _search(str(blind_path), "--trials", "0")
     assert code == 2 and not result and "Traceback" not in err
     assert "budget.max_trials 0" in err and "prior: performance-model" in err
+    assert not Path("blind.sqlite").exists()  # refused before it began: no store left
 
 
 def test_the_expected_spend_is_printed_before_the_first_trial() -> None:

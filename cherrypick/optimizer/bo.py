@@ -29,11 +29,12 @@ that the job fits) weighs the acquisition like the failures' own, so a candidate
 tried when what it may save outweighs the risk; a completed run of its group settles it, and a
 failed one makes the group unlikely to fit, as far as the prior doubted it (``_prior_fit``).
 
-Where the problem knows what each trial will cost (``Problem.trial_cost_usd``: boot, set-up and
-the short run at the candidate's price), a trial is chosen for what it may save on the job less
-what it costs, once a trial has met the limit (before, finding one comes first), and the search
-stops, whatever ``min_trials`` says, once no trial is expected to save more than it costs: the
-search then costs less than it saves (``no_trial_pays``).
+With ``StopRule.cost_aware`` and a problem that knows what each trial will cost
+(``Problem.trial_cost_usd``: boot, set-up and the short run at the candidate's price), a trial is
+chosen for what it may save on the job less what it costs (until a trial has met the limit, for
+the saving per trial dollar: a feasible run found cheaply comes first), and the search stops,
+whatever ``min_trials`` says, once no trial is expected to save more than it costs
+(``no_trial_pays``).
 
 ``ask(n)`` with n > 1 uses the kriging believer (a constant liar at the predicted mean): each pick
 is added to the data at its predicted value before the next one is scored, with the

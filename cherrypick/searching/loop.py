@@ -27,7 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cherrypick.errors import CherrypickError, HopelessJobError, SearchInterrupted, StoreError
+from cherrypick.errors import (
+    CherrypickError,
+    HopelessJobError,
+    InputError,
+    SearchInterrupted,
+    StoreError,
+)
 from cherrypick.optimizer import BayesianStrategy, StopRule, Strategy, make_strategy
 from cherrypick.optimizer.base import Observation
 from cherrypick.providers.base import (
@@ -770,7 +776,14 @@ def run_search(
                 else build_providers(space, dry_run, spec, store=store)
             )
             return Search(spec, space, job, clouds, store, display, identity, force).run()
-    except HopelessJobError:
-        if not existed:  # refused before it began: no store of a search that never was
+    except (HopelessJobError, InputError):
+        if not existed and not _holds_search(path):  # refused before it began: no store left
             path.unlink(missing_ok=True)
         raise
+
+
+def _holds_search(path: Path) -> bool:
+    if not path.exists():
+        return False
+    with TrialStore(path) as store:
+        return store.has_search()
