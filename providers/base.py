@@ -224,6 +224,10 @@ class ClusterInfo:
         return self.instances[0]
 
 
+#: Clouds bill per second with this minimum per machine.
+MIN_BILLED_S = 60.0
+
+
 @dataclass(frozen=True)
 class TrialRun:
     """A trial as the simulated provider answers it: the workload's result and the (simulated)
@@ -236,8 +240,8 @@ class TrialRun:
 
     @property
     def billed_s(self) -> float:
-        """Clouds bill per second with a 60 s minimum."""
-        return max(60.0, self.boot_s + self.setup_s + self.run_s)
+        """Clouds bill per second with a minimum (``MIN_BILLED_S``)."""
+        return max(MIN_BILLED_S, self.boot_s + self.setup_s + self.run_s)
 
 
 @runtime_checkable
@@ -268,7 +272,7 @@ class Provider(ABC):
 
     name: str = ""
     #: The provider's per-machine billing minimum, in seconds.
-    minimum_billed_s: float = 60.0
+    minimum_billed_s: float = MIN_BILLED_S
 
     def placements(self, candidate: Candidate) -> Sequence[Placement]:
         """Where ``candidate`` may be launched, in the order to try: each zone the catalog lists

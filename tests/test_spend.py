@@ -60,9 +60,9 @@ def _problem(trial_cost: np.ndarray | None, scale: float = 1.0) -> tuple[Problem
     return problem, truth
 
 
-def _first_pick(config: BOConfig, cost: np.ndarray) -> tuple[BayesianStrategy, int]:
+def _first_pick(aware: bool, cost: np.ndarray) -> tuple[BayesianStrategy, int]:
     problem, truth = _problem(cost)
-    strategy = BayesianStrategy(problem, 0, StopRule(min_trials=6, cost_aware=True), config)
+    strategy = BayesianStrategy(problem, 0, StopRule(min_trials=6, cost_aware=aware), BOConfig())
     (first,) = strategy.ask(1)
     strategy.tell(Observation(first, float(truth[first])))
     (second,) = strategy.ask(1)
@@ -71,9 +71,9 @@ def _first_pick(config: BOConfig, cost: np.ndarray) -> tuple[BayesianStrategy, i
 
 def test_a_trial_is_chosen_for_what_it_may_save_less_what_it_costs() -> None:
     cost = np.full(24, 0.5)
-    blind_strategy, blind = _first_pick(BOConfig(cost_aware=False), cost)  # or the rule's off
+    blind_strategy, blind = _first_pick(False, cost)
     cost[blind] = 50.0  # the pick a cost-blind search makes now costs more than any saving
-    aware_strategy, aware = _first_pick(BOConfig(), cost)
+    aware_strategy, aware = _first_pick(True, cost)
     assert aware != blind
     scores = aware_strategy.scores()
     assert scores.trial_cost is not None
@@ -84,9 +84,7 @@ def test_a_trial_is_chosen_for_what_it_may_save_less_what_it_costs() -> None:
 def test_a_search_stops_once_no_trial_pays_for_itself_before_min_trials() -> None:
     problem, truth = _problem(np.full(24, 1e3))  # every trial dearer than the whole job
     aware = BayesianStrategy(problem, 0, StopRule(min_trials=6, cost_aware=True), BOConfig())
-    blind = BayesianStrategy(
-        problem, 0, StopRule(min_trials=6, cost_aware=True), BOConfig(cost_aware=False)
-    )
+    blind = BayesianStrategy(problem, 0, StopRule(min_trials=6, cost_aware=False), BOConfig())
     for strategy in (aware, blind):
         (i,) = strategy.ask(1)
         strategy.tell(Observation(i, float(truth[i])))

@@ -72,10 +72,9 @@ _OTHER_FAILURE = 0.1
 class BOConfig:
     """How the Bayesian strategy models and chooses. ``weighting``: the models' (``targets``)
     weights in the mixture, ``equal`` or ``loo`` (by how well each predicts the measured runs
-    from the others, never below ``min_weight``). ``cost_aware``: where the problem says what
-    each trial costs, a trial is chosen for what it may save on the job less ``cost_weight``
-    times its cost (1: the job runs once), and the search stops once none is expected to save
-    more than it costs; docs/benchmarks.md has what each measured."""
+    from the others, never below ``min_weight``). ``cost_weight``: with the stop rule's
+    ``cost_aware``, a trial is chosen for what it may save on the job less this many times its
+    cost (1: the job runs once); docs/benchmarks.md has what each measured."""
 
     targets: tuple[str, ...] = ("runtime", "cost")
     linear_trend: bool = True
@@ -86,7 +85,6 @@ class BOConfig:
     feasible_improvement: bool = True
     weighting: str = "equal"
     min_weight: float = 0.0
-    cost_aware: bool = True
     cost_weight: float = 1.0
 
     def __post_init__(self) -> None:
@@ -182,7 +180,7 @@ class BayesianStrategy(Strategy):
             for t in targets
         }
         known = problem.trial_cost_usd is not None and problem.objective.kind == "cost"
-        aware = cfg.cost_aware and stop_rule is not None and stop_rule.cost_aware
+        aware = stop_rule is not None and stop_rule.cost_aware
         self.trial_cost = problem.trial_cost_usd if aware and known else None
         self._failures = FailureModel(seed)
         # With a prior the acquisition picks from the first trial: no space-filling design.

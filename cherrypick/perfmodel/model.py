@@ -11,7 +11,7 @@ from cherrypick.catalog.gpus import GpuSpec
 from cherrypick.errors import UnknownNameError, WorkloadError
 from cherrypick.perfmodel.calibrate import calibrated_parts
 from cherrypick.perfmodel.predict import Prediction, memory_breakdown, predict
-from cherrypick.perfmodel.trial import BOOT_S, SETUP_S, TRIAL_CAP_S, trial_seconds
+from cherrypick.perfmodel.trial import SETUP_S, TRIAL_CAP_S, billed_seconds, trial_seconds
 from cherrypick.providers.base import Candidate
 from cherrypick.workloads.base import JobProfile, Workload
 
@@ -83,7 +83,7 @@ class PerformanceModel:
         (``cherrypick.perfmodel.trial``); ``WorkloadError`` as for :meth:`runtime`."""
         estimate = workload.estimate_runtime(candidate)
         if estimate is not None:
-            return sum(BOOT_S) / 2 + SETUP_S + min(estimate, TRIAL_CAP_S)
+            return billed_seconds(SETUP_S, min(estimate, TRIAL_CAP_S))
         profile = _gpu_profile(candidate, workload)
         return trial_seconds(candidate, profile, self.predict(candidate, profile))
 

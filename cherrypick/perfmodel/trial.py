@@ -8,7 +8,7 @@ fraction of the job, one of a single cheap machine a few cents.
 from __future__ import annotations
 
 from cherrypick.perfmodel.predict import STARTUP_S, Prediction
-from cherrypick.providers.base import Candidate
+from cherrypick.providers.base import MIN_BILLED_S, Candidate
 from cherrypick.workloads.base import JobProfile
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "SETUP_S",
     "TRIAL_CAP_S",
     "TRIAL_ITERATIONS",
+    "billed_seconds",
     "run_seconds",
     "setup_seconds",
     "trial_seconds",
@@ -32,8 +33,6 @@ _FOLDER_BYTES_PER_SAMPLE = 110e3
 TRIAL_ITERATIONS = 105
 #: A trial never runs longer than this, whatever the iteration time.
 TRIAL_CAP_S = 1800.0
-#: Clouds bill per second with a 60 s minimum.
-_MIN_BILLED_S = 60.0
 
 
 def setup_seconds(candidate: Candidate, profile: JobProfile) -> float:
@@ -50,8 +49,11 @@ def run_seconds(iteration_s: float) -> float:
     return min(STARTUP_S + TRIAL_ITERATIONS * iteration_s, TRIAL_CAP_S)
 
 
+def billed_seconds(setup_s: float, run_s: float) -> float:
+    """A trial's billed seconds as expected: the mean boot, then ``setup_s`` and ``run_s``."""
+    return max(MIN_BILLED_S, sum(BOOT_S) / 2 + setup_s + run_s)
+
+
 def trial_seconds(candidate: Candidate, profile: JobProfile, prediction: Prediction) -> float:
     """The billed seconds of a trial as predicted: the mean boot, set-up and the short run."""
-    boot = sum(BOOT_S) / 2
-    run = run_seconds(prediction.iteration_s)
-    return max(_MIN_BILLED_S, boot + setup_seconds(candidate, profile) + run)
+    return billed_seconds(setup_seconds(candidate, profile), run_seconds(prediction.iteration_s))
