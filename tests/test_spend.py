@@ -24,7 +24,7 @@ from cherrypick.optimizer import (
     Problem,
     StopRule,
 )
-from cherrypick.optimizer._spend import forecast_spend, prior_pick, trials_pay
+from cherrypick.optimizer._spend import forecast_spend, surest_untried, trials_pay
 from cherrypick.perfmodel import PerformanceModel
 from cherrypick.searching.setup import build_space, build_workload
 from cherrypick.spec import load_spec
@@ -95,12 +95,47 @@ def test_a_search_stops_once_no_trial_pays_for_itself_before_min_trials() -> Non
 def test_before_any_trial_the_pick_and_whether_trials_pay_follow_the_prior() -> None:
     problem, _ = _problem(np.full(24, 0.01))
     strategy = BayesianStrategy(problem, 0, StopRule(min_trials=3, cost_aware=True), BOConfig())
-    pick = prior_pick(strategy)
+    found = surest_untried(strategy, 0.10)
+    assert found is not None
     prior_cost = problem.prior_runtime_s * problem.price_per_hour  # type: ignore[operator]
-    assert pick == int(np.argmin(prior_cost))
-    assert trials_pay(strategy)
+    assert found[0] in np.argsort(prior_cost)[:5]  # of the model's five cheapest, the surest
+    assert trials_pay(strategy, found[0])
     dear, _ = _problem(np.full(24, 1e3))
-    assert not trials_pay(BayesianStrategy(dear, 0, StopRule(cost_aware=True), BOConfig()))
+    dear_strategy = BayesianStrategy(dear, 0, StopRule(cost_aware=True), BOConfig())
+    assert not trials_pay(dear_strategy, found[0])
+    assert trials_pay(dear_strategy, None)  # no pick to save on
+
+
+def test_a_cost_aware_search_may_recommend_a_configuration_it_did_not_try() -> None:
+    """Exact prior; the cheapest candidate (18% under the next) is left untried: the model is
+    surer of it than of the best tried run, which is what a cost-aware search recommends."""
+    rows, runtimes, prices = [], [], []
+    for cores, price in ((2, 0.1), (4, 0.15), (8, 0.4)):
+        for nodes in range(1, 9):
+            rows.append([math.log(nodes), math.log(cores)])
+            runtimes.append(2000.0 + 36000.0 / (nodes * cores))
+            prices.append(price * nodes)
+    truth, price = np.array(runtimes), np.array(prices)
+    cheapest = int(np.argmin(truth * price))
+    problem = Problem(
+        np.array(rows),
+        price,
+        Objective(),
+        prior_runtime_s=truth,
+        groups=np.repeat(np.arange(3), 8).astype(np.int64),
+        trial_cost_usd=np.full(24, 0.01),
+    )
+    strategy = BayesianStrategy(problem, 0, StopRule(min_trials=3, cost_aware=True), BOConfig())
+    for i in (cheapest + 1, 0, 16, 1):
+        strategy.tell(Observation(i, float(truth[i])))
+    found = surest_untried(strategy, 0.10)
+    assert found is not None and found[0] == cheapest
+    tried = strategy.confidence(0.10)
+    assert tried is not None and found[1] > tried
+    assert found[1] == strategy.confidence(0.10, index=cheapest)
+    assert surest_untried(BayesianStrategy(_problem(None)[0], 0), 0.10) is not None
+    blind = Problem(np.array(rows), price, Objective(), trial_cost_usd=np.full(24, 0.01))
+    assert surest_untried(BayesianStrategy(blind, 0), 0.10) is None  # no prior, no pick
 
 
 def test_the_spend_forecast_adds_up_the_trials_it_would_run_and_touches_nothing() -> None:
@@ -259,3 +294,55 @@ def test_the_report_of_a_search_without_trials_shows_the_models_pick(
     line = next(x for x in out.splitlines() if x.startswith("recommendation"))
     assert line.startswith("recommendation, untried: ") and rec["instance_type"] in line
     assert f"${rec['cost_usd']:,.2f}" in line and "performance model's prediction" in line
+
+
+def test_a_cost_aware_search_takes_the_pick_untried_where_no_trial_pays(tmp_path: Path) -> None:
+    spec = yaml.safe_load((EXAMPLES / "alexnet-10class.yaml").read_text())
+    spec["stop"]["cost_aware"] = True
+    path = tmp_path / "aware.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    code, result, err = _search(str(path))
+    assert code == 0, err
+    rec = result["recommendation"]
+    assert isinstance(rec, dict) and rec["trial_id"] is None
+    assert result["trials_used"] == 0 and result["search_cost_usd"] == 0.0
+    assert "no trial is expected to save more" in str(result["stopped_because"])
+    assert "trial   0" not in err
+
+
+def test_a_cost_aware_search_recommends_an_untried_configuration_it_is_surer_of(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 4-hour deadline for ResNet-50: some of a few seeds' searches end recommending what
+    they did not try; the result, its store and the report all say so."""
+    untried = []
+    for seed in range(4):
+        spec = yaml.safe_load((EXAMPLES / "resnet50-imagenet.yaml").read_text())
+        spec["stop"]["cost_aware"] = True
+        spec["seed"] = seed
+        spec["objective"]["max_runtime_s"] = 4 * 3600
+        spec["store"] = str(tmp_path / f"s{seed}.sqlite")
+        path = tmp_path / f"s{seed}.yaml"
+        path.write_text(yaml.safe_dump(spec))
+        code, result, err = _search(str(path))
+        assert code == 0, err
+        rec = result["recommendation"]
+        assert isinstance(rec, dict) and float(rec["runtime_s"]) <= 4 * 3600
+        if rec["trial_id"] is None:
+            untried.append((seed, rec, result))
+    assert untried
+    seed, rec, result = untried[0]
+    assert int(result["trials_used"]) >= 1  # type: ignore[call-overload]
+    tried = result["tried_confidence"]
+    assert tried is None or float(tried) < float(result["confidence"])  # type: ignore[arg-type]
+    assert str(result["why"]).startswith("untried: the model is surer of it")
+    with TrialStore(tmp_path / f"s{seed}.sqlite", create=False) as store:
+        tried = {
+            (c.provider, c.region, c.instance_type, c.nodes)
+            for c in (r.candidate for r in store.trials())
+        }
+    assert (rec["provider"], rec["region"], rec["instance_type"], rec["nodes"]) not in tried
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / f"s{seed}.sqlite"), "--out", "out"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("recommendation"))
+    assert line.startswith("recommendation, untried: ") and rec["instance_type"] in line

@@ -11,9 +11,10 @@ exhaustive search achieves when it runs each candidate once); the median trials;
 how many searches recommended an infeasible configuration (or nothing) although they had tried a
 feasible one. A recommendation whose run measured within the deadline but which truly runs past
 it (one run's noise) is cheaper than the true optimum, not close to it: it counts as a miss, and
-its count is printed as ``truly``. Below each case's line: the mean search spend over the true
-optimal job's cost, search plus the recommended job (as it truly runs) over it, and what a user
-who does not search pays for the job on each of ``nosearch``'s picks (``late``: the share of
+its count is printed as ``truly``; ``untried recs``: how many recommendations are configurations
+the search did not try (cost-aware searches). Below each case's line: the mean search spend over
+the true optimal job's cost, search plus the recommended job (as it truly runs) over it, and what
+a user who does not search pays for the job on each of ``nosearch``'s picks (``late``: the share of
 seeds on which that pick truly misses the deadline or fails). After the cases, the reliability
 of the searches' P(within 10%). ``--cost-aware``: the searches weigh each trial's cost against
 what it may save (``stop.cost_aware``). ``--noise`` overrides the runs' noise (lognormal sigma,
@@ -69,6 +70,8 @@ class Outcome:
     #: optimum's (None: the pick truly misses the deadline or fails).
     confidence: float | None = None
     no_search: dict[str, float | None] = field(default_factory=dict)
+    #: The recommendation is a configuration the search did not try (the model's prediction).
+    untried: bool = False
 
     @property
     def close(self) -> bool:
@@ -157,6 +160,7 @@ def run_case(
         job_usd=None if true_rec is None else true_rec.cost_usd,
         confidence=result.confidence,
         no_search=_no_search(candidates, runtimes, deadline, optimum_usd),
+        untried=rec is not None and rec.trial_id is None,
     )
 
 
@@ -184,6 +188,7 @@ def _summary(label: str, outcomes: list[Outcome]) -> str:
     sweep = sum(bool(o.sweep_close) for o in outcomes)
     median = statistics.median(o.trials for o in outcomes)
     bad = sum(o.bad_recommendation for o in outcomes)
+    untried = sum(o.untried for o in outcomes)
     gaps = [o.gap for o in outcomes if o.gap is not None]
     gap = f"{statistics.median(gaps):6.1%}" if gaps else "   n/a"
     return (
@@ -191,7 +196,7 @@ def _summary(label: str, outcomes: list[Outcome]) -> str:
         f"{close / len(outcomes):6.1%} (vs noisy sweep {close_measured / len(outcomes):6.1%};"
         f" the noisy sweep itself {sweep / len(outcomes):6.1%})"
         f"  median gap {gap}  median trials {median:4.1f}"
-        f"  infeasible recs {bad} (truly {late})"
+        f"  infeasible recs {bad} (truly {late})" + (f"  untried recs {untried}" if untried else "")
     )
 
 

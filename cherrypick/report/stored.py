@@ -62,7 +62,8 @@ class Report:
     recommendation: TrialRow | None
     search_status: str | None
     stopped_because: str | None = None
-    #: The stored result's recommendation when no trial ran it (``--trials 0``: the model's pick).
+    #: The stored result's recommendation when no trial ran it (``--trials 0``: the model's pick;
+    #: a cost-aware search: the untried configuration the model is surest of).
     untried: Mapping[str, Any] | None = None
 
     @property
@@ -92,6 +93,8 @@ def _recommend(
     chosen = (search_result or {}).get("recommendation")
     if isinstance(chosen, Mapping) and chosen.get("trial_id") in by_id:
         return by_id[chosen["trial_id"]]
+    if isinstance(chosen, Mapping) and chosen.get("trial_id") is None:
+        return None  # the search recommends a configuration it did not try
     best = best_row_index(frame)
     return None if best is None else by_id[int(frame.loc[best, "trial_id"])]
 

@@ -35,6 +35,7 @@ from cherrypick.errors import (
     StoreError,
 )
 from cherrypick.optimizer import BayesianStrategy, StopRule, Strategy, make_strategy
+from cherrypick.optimizer._spend import surest_untried
 from cherrypick.optimizer.base import Observation
 from cherrypick.providers.base import (
     TAG_SEARCH,
@@ -47,7 +48,7 @@ from cherrypick.providers.base import (
 from cherrypick.runners.base import Runner
 from cherrypick.runners.ship import Package
 from cherrypick.searching.display import Display, NullDisplay, SearchStatus, TrialEvent
-from cherrypick.searching.outlook import Outlook, outlook
+from cherrypick.searching.outlook import Outlook, outlook, predicted_choice
 from cherrypick.searching.preflight import refuse_hopeless
 from cherrypick.searching.result import Choice, Preference, SearchResult
 from cherrypick.searching.setup import (
@@ -424,6 +425,12 @@ class Search:
         rows = self.store.trials()
         by_index = {self._index[r.candidate_key]: r for r in rows if r.candidate_key in self._index}
         ranked = _ranked(strategy, by_index)
+        confidence = _confidence(strategy, self.spec.stop.within)
+        pick = _untried_pick(strategy, self.candidates, self.spec.stop.within, confidence)
+        preference, tried = _preference(strategy, by_index), None
+        if pick is not None:
+            tried, preference = confidence, None
+            ranked, confidence = [pick[0], *ranked], pick[1]
         return SearchResult(
             objective=self.objective,
             recommendation=ranked[0] if ranked else None,
@@ -433,10 +440,11 @@ class Search:
             stopped_because=reason,
             remaining_improvement=_remaining(strategy),
             within=self.spec.stop.within,
-            confidence=_confidence(strategy, self.spec.stop.within),
+            confidence=confidence,
             rows=tuple(rows),
             store_path=str(self.store.path),
-            preference=_preference(strategy, by_index),
+            preference=preference,
+            tried_confidence=tried,
         )
 
     # -- machines -----------------------------------------------------------------------------
@@ -600,6 +608,21 @@ def _stop_reason(strategy: Strategy) -> str:
         f"stop rule: the best expected improvement is below {rule.ei_fraction:.0%} of the best"
         f" after {len(strategy.observations)} trials"
     )
+
+
+def _untried_pick(
+    strategy: Strategy, candidates: Sequence[Candidate], within: float, tried: float | None
+) -> tuple[Choice, float] | None:
+    """A cost-aware search with a prior may recommend a configuration it has not tried: the
+    untried one the model is surest is within ``within`` of the best, where it is surer of it
+    than of the best tried (``tried``), so that no dear trial is needed to recommend it."""
+    rule = strategy.stop_rule
+    if not isinstance(strategy, BayesianStrategy) or rule is None or not rule.cost_aware:
+        return None
+    found = surest_untried(strategy, within)
+    if found is None or (tried is not None and found[1] <= tried):
+        return None
+    return predicted_choice(strategy, candidates, found[0]), found[1]
 
 
 def _remaining(strategy: Strategy) -> float | None:

@@ -17,13 +17,13 @@ import numpy as np
 
 from cherrypick.errors import InputError
 from cherrypick.optimizer import BayesianStrategy, Strategy
-from cherrypick.optimizer._spend import forecast_spend, prior_pick, trials_pay
+from cherrypick.optimizer._spend import forecast_spend, surest_untried, trials_pay
 from cherrypick.providers.base import Candidate
 from cherrypick.searching.result import Choice, format_choice
 from cherrypick.trials import CandidateRecord
 from cherrypick.units import job_cost
 
-__all__ = ["Outlook", "outlook"]
+__all__ = ["Outlook", "outlook", "predicted_choice"]
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,8 @@ def outlook(
     strategy: Strategy, candidates: Sequence[Candidate], max_trials: int, within: float
 ) -> Outlook:
     """The search's outlook; ``InputError`` for ``max_trials`` 0 without a pick to offer."""
-    index = prior_pick(strategy) if isinstance(strategy, BayesianStrategy) else None
-    if index is None or not isinstance(strategy, BayesianStrategy):
+    found = surest_untried(strategy, within) if isinstance(strategy, BayesianStrategy) else None
+    if found is None or not isinstance(strategy, BayesianStrategy):
         if max_trials == 0:
             raise InputError(
                 "budget.max_trials 0 (--trials 0) recommends the performance model's pick, and"
@@ -50,19 +50,24 @@ def outlook(
                 " model can predict, with a candidate likely to meet the limit"
             )
         return Outlook(None, None, (), None)
-    pick = _choice(strategy, candidates, index)
-    confidence = strategy.confidence(within, index=index)
-    chance = "" if confidence is None else f", P(within {within:.0%}) {confidence:.0%}"
-    lines = [f"the performance model's pick: {format_choice(pick)}{chance}"]
+    index, confidence = found
+    pick = predicted_choice(strategy, candidates, index)
+    lines = [
+        f"the performance model's pick: {format_choice(pick)}, P(within {within:.0%})"
+        f" {confidence:.0%}"
+    ]
     cost = strategy.problem.trial_cost_usd
     if max_trials == 0:
         return Outlook(pick, confidence, tuple(lines), "budget.max_trials is 0 (--trials 0)")
-    if cost is not None and not trials_pay(strategy):
-        lines.append(
+    if cost is not None and not trials_pay(strategy, index):
+        no_pay = (
             f"no trial is expected to save more on the job than it costs (the cheapest trial"
-            f" ${float(cost.min()):,.2f}, the job on the pick ${pick.cost_usd:,.2f}):"
-            " --trials 0 takes the pick without spending"
+            f" ${float(cost.min()):,.2f}, the job on the pick ${pick.cost_usd:,.2f})"
         )
+        rule = strategy.stop_rule
+        if rule is not None and rule.cost_aware:
+            return Outlook(pick, confidence, tuple(lines), f"stop.cost_aware: {no_pay}")
+        lines.append(f"{no_pay}: --trials 0 takes the pick without spending")
     forecast = forecast_spend(strategy, max_trials)
     if forecast is not None and cost is not None:
         lines.append(
@@ -73,7 +78,9 @@ def outlook(
     return Outlook(pick, confidence, tuple(lines), None)
 
 
-def _choice(strategy: BayesianStrategy, candidates: Sequence[Candidate], index: int) -> Choice:
+def predicted_choice(
+    strategy: BayesianStrategy, candidates: Sequence[Candidate], index: int
+) -> Choice:
     """The candidate with the runtime and cost the model predicts for its job."""
     cand, log_value, _, _ = strategy.outlook()
     at = int(np.flatnonzero(cand == index)[0])

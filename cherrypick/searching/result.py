@@ -89,11 +89,25 @@ class SearchResult:
     rows: tuple[TrialRow, ...] = field(repr=False)
     store_path: str | None = None
     preference: Preference | None = None
+    #: For a recommendation no trial ran after trials (a cost-aware search): P(within) of the
+    #: best tried run, which the model is less sure of (None: no trial met the limit).
+    tried_confidence: float | None = None
 
     @property
     def why(self) -> str | None:
         """In words, why the recommendation is not the best measured run (None if it is)."""
         unit = "usd" if self.objective.kind == "cost" else "s"
+        rec = self.recommendation
+        if rec is not None and rec.trial_id is None and self.trials_used:
+            tried = (
+                "no trial met the limit"
+                if self.tried_confidence is None
+                else f"against {self.tried_confidence:.0%} for the best tried run"
+            )
+            return (
+                f"untried: the model is surer of it than of any run it tried (P(within"
+                f" {self.within:.0%}) {self.confidence or 0.0:.0%}, {tried})"
+            )
         return None if self.preference is None else self.preference.text(unit)
 
     @property
@@ -119,6 +133,7 @@ class SearchResult:
             "within": self.within,
             "confidence": self.confidence,
             "preference": self.preference and asdict(self.preference),
+            "tried_confidence": self.tried_confidence,
             "why": self.why,
             "store": self.store_path,
         }
@@ -141,6 +156,7 @@ class SearchResult:
             rows=tuple(rows),
             store_path=data["store"],
             preference=None if not data.get("preference") else Preference(**data["preference"]),
+            tried_confidence=data.get("tried_confidence"),
         )
 
 
