@@ -72,7 +72,8 @@ def search(
     (none fits in memory, or none has ``min_chance`` of meeting the limit), the search raises
     :class:`~cherrypick.errors.HopelessJobError` before any trial; ``force=True`` searches anyway.
     ``cost_aware`` (``stop.cost_aware`` of a search file): weigh what each trial costs against
-    what it may save. ``max_trials=0``: no trial, the performance model's pick untried.
+    what it may save (the recommendation may then be a configuration no trial ran: its
+    ``trial_id`` is None). ``max_trials=0``: no trial, the performance model's pick untried.
     """
     spec = _spec(
         workload,

@@ -109,7 +109,9 @@ class StopSpec(_Section):
     ``cost_aware: true``: where the performance model can predict what each trial costs (boot,
     set-up, the short run at the candidate's price), a trial is chosen for what it may save on
     the job less what it costs, and the search stops, ``min_trials`` or not, once no trial is
-    expected to save more than it costs: it spends far less, and finds the optimum less often
+    expected to save more than it costs; it may then recommend an untried configuration the
+    model is surer of than of any run it tried, and where no trial pays before the first, it
+    takes the model's pick untried. It spends far less, and finds the optimum less often
     (docs/benchmarks.md). ``false`` (default): trials count as free, as in CherryPick. Either way
     the search prints the model's pick and the spend it expects before the first trial, and says
     when no trial would pay for itself (``--trials 0`` takes the pick)."""
